@@ -1,0 +1,72 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { requireTemporalCli } from './temporal-cli';
+import { isPortOpen, waitForPort } from './ports';
+
+export interface TemporalDevServerOptions {
+  dbFile: string;
+  port: number;
+  uiPort: number;
+  logFile: string;
+  /** Disable the Web UI (tests). */
+  headless?: boolean;
+}
+
+export interface RunningTemporal {
+  address: string;
+  uiUrl?: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `temporal server start-dev` with a SQLite file (runs survive a restart), the Web UI and
+ * the project's search attributes registered.
+ */
+export async function startTemporalDevServer(opts: TemporalDevServerOptions): Promise<RunningTemporal> {
+  const cli = requireTemporalCli();
+  if (await isPortOpen(opts.port)) {
+    throw new Error(`port ${opts.port} is already in use; stop what uses it or choose another Temporal port (MELLA_TEMPORAL_PORT)`);
+  }
+  fs.mkdirSync(path.dirname(opts.dbFile), { recursive: true });
+  fs.mkdirSync(path.dirname(opts.logFile), { recursive: true });
+  const args = [
+    'server', 'start-dev',
+    '--db-filename', opts.dbFile,
+    '--ip', '127.0.0.1',
+    '--port', String(opts.port),
+    '--log-level', 'warn',
+  ];
+  if (opts.headless) args.push('--headless');
+  else args.push('--ui-port', String(opts.uiPort));
+  for (const key of ALL_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=Keyword`);
+  const log = fs.openSync(opts.logFile, 'a');
+  const child = spawn(cli, args, { stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
+  try {
+    await Promise.race([
+      waitForPort(opts.port, 60_000, 'Temporal dev server'),
+      exit.then(() => { throw new Error(`Temporal dev server exited at start; see ${opts.logFile}`); }),
+    ]);
+    if (!opts.headless) await waitForPort(opts.uiPort, 30_000, 'Temporal Web UI');
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    address: `127.0.0.1:${opts.port}`,
+    uiUrl: opts.headless ? undefined : `http://127.0.0.1:${opts.uiPort}`,
+    process: child,
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+}
