@@ -9,6 +9,7 @@ create table runs (
   stages        text[] not null,
   config        jsonb not null,                        -- validated config snapshot; never holds secrets
   status        text not null default 'running',       -- running | completed | failed | cancelled
+  plan          jsonb,                                 -- input-list statistics from planning (lines read, skipped, errors)
   summary       jsonb,
   error         text,
   created_at    timestamptz not null default now(),

@@ -1,0 +1,6 @@
+// Activities of the mella-cpu task queue (images, text, metrics, and the run's bookkeeping).
+export { registerRun } from './run/run-record';
+export { finishRun } from './run/finish';
+export { planRun } from './ingest/plan';
+export { stagePlan } from './shared/stage-plan';
+export { ingestShard } from './ingest/shard';

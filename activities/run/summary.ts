@@ -1,0 +1,56 @@
+import { db } from '../shared/db';
+import type { RunSummary, StageCounts } from '../../workflows/types';
+
+const empty = (): StageCounts => ({ in: 0, kept: 0, rejected: {} });
+
+function add(c: StageCounts, status: string, reason: string | null, n: number) {
+  c.in += n;
+  if (status === 'stored') c.kept += n;
+  else c.rejected[reason ?? 'unknown'] = (c.rejected[reason ?? 'unknown'] ?? 0) + n;
+}
+
+/**
+ * The run's counts, computed from PostgreSQL (the source of truth, free of double counting whatever
+ * retries happened): per stage and language, in / kept / rejected by reason; input errors with line numbers.
+ */
+export async function computeSummary(runId: string, status: RunSummary['status']): Promise<RunSummary> {
+  const summary: RunSummary = { runId, status, stages: {}, languages: {}, uniqueImages: 0, inputErrors: [], skippedOtherLanguage: 0 };
+  const run = await db().query<{ languages: string[]; plan: { skippedOtherLanguage?: number } | null }>(
+    'select languages, plan from runs where run_id = $1',
+    [runId],
+  );
+  for (const lang of run.rows[0]?.languages ?? []) summary.languages[lang] = { ingest: empty() };
+  summary.skippedOtherLanguage = run.rows[0]?.plan?.skippedOtherLanguage ?? 0;
+
+  const ingest = (summary.stages.ingest = empty());
+  const outcomes = await db().query<{ lang: string; status: string; reason: string | null; n: string }>(
+    `select r.lang, coalesce(x.status, 'pending') as status, x.reason, count(*) as n
+       from ingest_records r left join ingest_results x on x.run_id = r.run_id and x.seq = r.seq
+      where r.run_id = $1 group by 1, 2, 3`,
+    [runId],
+  );
+  for (const row of outcomes.rows) {
+    const n = Number(row.n);
+    const perLang = (summary.languages[row.lang] ??= { ingest: empty() }).ingest!;
+    if (row.status === 'pending') {
+      // Not processed yet (a failed or cancelled run): counted in, neither kept nor rejected.
+      perLang.in += n;
+      ingest.in += n;
+      continue;
+    }
+    add(perLang, row.status, row.reason, n);
+    add(ingest, row.status, row.reason, n);
+  }
+  const errors = await db().query<{ source: string; line_no: number; reason: string; detail: string }>(
+    'select source, line_no, reason, detail from input_errors where run_id = $1 order by source, line_no',
+    [runId],
+  );
+  for (const e of errors.rows) add(ingest, 'rejected', e.reason, 1);
+  summary.inputErrors = errors.rows.slice(0, 100).map((e) => ({ source: e.source, line: e.line_no, reason: e.reason, detail: e.detail }));
+  const unique = await db().query<{ n: string }>(
+    `select count(distinct x.sha256) as n from ingest_results x where x.run_id = $1 and x.status = 'stored'`,
+    [runId],
+  );
+  summary.uniqueImages = Number(unique.rows[0]!.n);
+  return summary;
+}

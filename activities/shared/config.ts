@@ -1,0 +1,107 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+
+/** The paper's eight languages, the default when a config names none. */
+export const DEFAULT_LANGUAGES = ['ar', 'cs', 'hu', 'ko', 'ru', 'sr', 'th', 'vi'] as const;
+
+/** Stages in lifecycle order; later issues add crawl, filter, caption, translate, merge, finetune, evaluate. */
+export const STAGES = ['ingest'] as const;
+export type StageName = (typeof STAGES)[number];
+
+const languageCode = z
+  .string()
+  .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'a BCP-47 language code such as "th", "sr-Latn" or "pt-BR"');
+
+const inputList = z
+  .object({
+    /** Local path (relative to the config file) or http(s) URL of a JSONL, TSV or CSV image-text list. */
+    path: z.string().min(1),
+    format: z.enum(['jsonl', 'tsv', 'csv']).optional(),
+    /** Language of records that carry no `lang` column. */
+    lang: languageCode.optional(),
+  })
+  .strict();
+
+const fetchOverrides = z
+  .object({
+    connectTimeoutMs: z.number().int().positive(),
+    readTimeoutMs: z.number().int().positive(),
+    totalTimeoutMs: z.number().int().positive(),
+    maxBytes: z.number().int().positive(),
+    maxRedirects: z.number().int().min(0).max(20),
+    retries: z.number().int().min(0).max(10),
+    backoffBaseMs: z.number().int().min(0),
+    backoffMaxMs: z.number().int().min(0),
+    perHostConcurrency: z.number().int().positive(),
+    perHostMinIntervalMs: z.number().int().min(0),
+    userAgent: z.string().min(1),
+  })
+  .partial()
+  .strict();
+
+const ingest = z
+  .object({
+    /** Records per shard (one checkpointed activity). */
+    shardSize: z.number().int().min(1).max(10_000).default(200),
+    /** Shard activities in flight per language. */
+    window: z.number().int().min(1).max(64).default(4),
+    /** Downloads in flight inside one shard activity. */
+    concurrency: z.number().int().min(1).max(256).default(16),
+    /** Hosts or CIDRs exempt from the SSRF guard (e.g. "127.0.0.1/32" for a local test server). */
+    allowPrivateNetworks: z.array(z.string()).default([]),
+    /** Decompression-bomb guard: images declaring more pixels are rejected undecoded. */
+    limitInputPixels: z.number().int().positive().default(100_000_000),
+    fetch: fetchOverrides.default({}),
+    /** Heartbeat timeout of a shard activity: how fast a dead worker's shard is handed to another. */
+    heartbeatTimeoutSeconds: z.number().int().min(2).max(3600).default(60),
+  })
+  .strict();
+
+export const runConfigSchema = z
+  .object({
+    /** Default run name (a run id is `<name>` or `<name>-<timestamp>`). */
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes').default('mella'),
+    languages: z.array(languageCode).min(1).default([...DEFAULT_LANGUAGES]),
+    stages: z.array(z.enum(STAGES)).min(1).default([...STAGES]),
+    inputs: z.array(inputList).default([]),
+    ingest: ingest.default(ingest.parse({})),
+  })
+  .strict();
+
+export type RunConfig = z.infer<typeof runConfigSchema>;
+export type IngestConfig = RunConfig['ingest'];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads and validates a YAML or JSON config file; relative input paths are resolved against the file. */
+export function loadConfigFile(file: string): RunConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config ${file}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = YAML.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config ${file} is not valid YAML/JSON: ${(err as Error).message}`);
+  }
+  const config = parseConfig(raw ?? {}, file);
+  const base = path.dirname(path.resolve(file));
+  config.inputs = config.inputs.map((i) => (/^https?:\/\//.test(i.path) ? i : { ...i, path: path.resolve(base, i.path) }));
+  return config;
+}
+
+export function parseConfig(raw: unknown, where = 'config'): RunConfig {
+  const result = runConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`invalid ${where}:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}

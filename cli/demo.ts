@@ -1,0 +1,55 @@
+import path from 'node:path';
+import { parseConfig } from '../activities/shared/config';
+import { stateDir } from '../infra/paths';
+import { stackUp } from '../infra/stack/control';
+import { DEFAULT_PORTS } from '../infra/stack/stack';
+import { buildDemoSet } from '../infra/sample-site/demo-set';
+import { startSampleServer } from '../infra/sample-site/server';
+import { startWorkers } from '../workers/run-workers';
+import { QUEUE_NAMES } from '../workers/queues';
+import { connectClient } from './client';
+import { formatSummary } from './progress-format';
+import { defaultRunId, startRun, waitRun } from './runs';
+
+/**
+ * `mella demo` (npm run demo): starts the embedded stack (or uses TEMPORAL_ADDRESS/DATABASE_URL),
+ * workers for every queue, serves the project's sample set on 127.0.0.1, runs the pipeline on it and
+ * prints the summary and the Temporal UI link. The stack is left up for inspection.
+ */
+export async function runDemo(opts: { langs?: string; json?: boolean }): Promise<number> {
+  const log = opts.json ? (m: string) => console.error(m) : (m: string) => console.log(m);
+  if (!(process.env.TEMPORAL_ADDRESS && process.env.DATABASE_URL)) {
+    log(`starting the embedded stack in ${stateDir()} ...`);
+    const { reused } = await stackUp(stateDir(), DEFAULT_PORTS, log);
+    log(reused ? 'the embedded stack is already up; reusing it' : 'embedded stack up (PostgreSQL + Temporal dev server)');
+  }
+  const server = await startSampleServer();
+  const languages = opts.langs ? opts.langs.split(',') : undefined;
+  const set = await buildDemoSet(server, path.join(stateDir(), 'demo'), languages);
+  log(`sample set served on ${server.baseUrl} (images drawn and alt texts written by the project); list: ${set.listFile}`);
+  const config = parseConfig({
+    name: 'demo',
+    ...(languages ? { languages } : {}),
+    inputs: [{ path: set.listFile }],
+    ingest: { allowPrivateNetworks: ['127.0.0.1/32'], fetch: { retries: 1, backoffBaseMs: 200 } },
+  });
+  const workers = await startWorkers(QUEUE_NAMES);
+  const c = await connectClient();
+  try {
+    const runId = defaultRunId('demo');
+    const { uiUrl } = await startRun(c, config, { runId, kind: 'manual' });
+    log(`run ${runId} started${uiUrl ? `: ${uiUrl}` : ''}`);
+    const summary = await waitRun(c, runId);
+    if (opts.json) console.log(JSON.stringify({ ...summary, uiUrl }, null, 2));
+    else log(formatSummary(summary));
+    log('');
+    log(`The stack stays up for inspection${c.connections.uiUrl ? `: Temporal UI ${c.connections.uiUrl}` : ''}.`);
+    log('Stop it with: node bin/mella.js dev down   (status: node bin/mella.js dev status)');
+    return summary.status === 'completed' ? 0 : 1;
+  } finally {
+    workers.stop();
+    await workers.done.catch(() => undefined);
+    await c.close();
+    await server.close();
+  }
+}

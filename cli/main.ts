@@ -1,0 +1,209 @@
+import { Command, Option } from 'commander';
+import proto from '@temporalio/proto';
+
+const { temporal } = proto;
+import { stateDir } from '../infra/paths';
+import { stackDown, stackStatus, stackUp } from '../infra/stack/control';
+import { DEFAULT_PORTS } from '../infra/stack/stack';
+import { ConfigError } from '../activities/shared/config';
+import { StackNotUpError } from '../infra/connections';
+import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { connectClient, type CliClient } from './client';
+import { runDemo } from './demo';
+import { formatStageProgress, formatSummary } from './progress-format';
+import { cancelRun, configFromFile, defaultRunId, resumeRun, runStatus, startRun, waitRun } from './runs';
+import { createSchedule, deleteSchedule, listSchedules, triggerSchedule } from './schedules';
+
+const program = new Command('mella')
+  .description('MELLA data engine: durable Temporal pipeline that builds multimodal fine-tuning data for low-resource languages')
+  .showHelpAfterError();
+
+async function withClient<T>(fn: (c: CliClient) => Promise<T>): Promise<T> {
+  const c = await connectClient();
+  try {
+    return await fn(c);
+  } finally {
+    await c.close();
+  }
+}
+
+const print = (json: boolean | undefined, data: unknown, text: string) => console.log(json ? JSON.stringify(data, null, 2) : text);
+
+// ---- embedded stack
+const dev = program.command('dev').description('the embedded stack: Temporal dev server (SQLite, Web UI) + PostgreSQL, in the state dir');
+dev
+  .command('up')
+  .description(`start the stack (state dir ${stateDir()}; ports from MELLA_TEMPORAL_PORT=${DEFAULT_PORTS.temporal}, MELLA_TEMPORAL_UI_PORT=${DEFAULT_PORTS.temporalUi}, MELLA_PG_PORT=${DEFAULT_PORTS.postgres}); reuses a running one`)
+  .option('--json', 'print the connection details as JSON')
+  .action(async (o) => {
+    const { reused, record } = await stackUp(stateDir(), DEFAULT_PORTS);
+    print(o.json, { reused, ...record }, `${reused ? 'already up' : 'up'}: Temporal ${record.temporalAddress}, Web UI ${record.temporalUiUrl}, PostgreSQL ${record.databaseUrl}`);
+  });
+dev
+  .command('down')
+  .description('stop the stack cleanly (data stays in the state dir)')
+  .action(async () => console.log((await stackDown(stateDir())) ? 'stopped' : 'not running'));
+dev
+  .command('status')
+  .description('is the stack up; which workers poll each queue')
+  .option('--json', 'JSON output')
+  .action(async (o) => {
+    const s = await stackStatus(stateDir());
+    const lines = [s.running ? `up (supervisor pid ${s.record?.pid}, state dir ${stateDir()})` : `down${s.stale ? ` (${s.stale})` : ''}`];
+    for (const svc of s.services) lines.push(`  ${svc.name.padEnd(12)} :${svc.port} ${svc.up ? 'listening' : 'not listening'}`);
+    let pollers: Record<string, number> = {};
+    if (s.running) {
+      pollers = await withClient(async (c) => {
+        const out: Record<string, number> = {};
+        for (const q of ['mella-cpu', 'mella-browser', 'mella-llm', 'mella-gpu']) {
+          const d = await c.client.workflowService
+            .describeTaskQueue({
+              namespace: c.connections.namespace,
+              taskQueue: { name: q },
+              taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+            })
+            .catch(() => undefined);
+          out[q] = d?.pollers?.length ?? -1;
+        }
+        return out;
+      }).catch(() => ({}));
+      for (const [q, n] of Object.entries(pollers)) if (n >= 0) lines.push(`  ${q.padEnd(14)} ${n} poller(s)`);
+    }
+    print(o.json, { ...s, pollers }, lines.join('\n'));
+    if (!s.running) process.exitCode = 3;
+  });
+
+// ---- workers
+program
+  .command('worker')
+  .description('run workers; one process per queue in production, all queues in one process for development')
+  .addOption(new Option('--queue <queues>', 'comma-separated: cpu, browser, llm, gpu (default: all)'))
+  .action(async (o) => {
+    const { runWorkers } = await import('../workers/run-workers');
+    const { parseQueue, QUEUE_NAMES } = await import('../workers/queues');
+    await runWorkers(o.queue ? String(o.queue).split(',').map(parseQueue) : QUEUE_NAMES);
+  });
+
+// ---- runs
+program
+  .command('run')
+  .description('start a run of the pipeline on a config file')
+  .requiredOption('--config <file>', 'run config (YAML or JSON; see README)')
+  .option('--langs <list>', 'comma-separated languages, overriding the config (e.g. th,vi)')
+  .option('--name <name>', 'run id (default: <config name>-<UTC timestamp>)')
+  .option('--wait', 'wait for the run to finish')
+  .option('--json', 'machine-readable output (with --wait: the run summary)')
+  .action(async (o) => {
+    const config = configFromFile(o.config, o.langs);
+    const runId = o.name ?? defaultRunId(config.name);
+    await withClient(async (c) => {
+      const { workflowId, uiUrl } = await startRun(c, config, { runId, kind: 'manual' });
+      if (!o.wait) {
+        print(o.json, { runId, workflowId, uiUrl }, `run ${runId} started (workflow ${workflowId})${uiUrl ? `\n${uiUrl}` : ''}`);
+        return;
+      }
+      if (!o.json) console.log(`run ${runId} started${uiUrl ? `: ${uiUrl}` : ''}; waiting ...`);
+      const summary = await waitRun(c, runId);
+      print(o.json, { ...summary, workflowId, uiUrl }, formatSummary(summary));
+      if (summary.status !== 'completed') process.exitCode = 1;
+    });
+  });
+
+program
+  .command('status <run>')
+  .description('per-stage progress of a run (bars on a terminal)')
+  .option('--json', 'JSON output')
+  .action(async (runId, o) => {
+    await withClient(async (c) => {
+      const r = await runStatus(c, runId);
+      const lines = [`run ${runId}: ${r.status}${r.progress ? ` (${r.progress.phase})` : ''}`];
+      if (r.uiUrl) lines.push(r.uiUrl);
+      for (const [lang, stages] of Object.entries(r.languages)) for (const p of stages) lines.push(formatStageProgress(lang, p, Boolean(process.stdout.isTTY)));
+      for (const [lang, l] of Object.entries(r.progress?.languages ?? {})) if (!r.languages[lang]) lines.push(`${lang.padEnd(6)} ${l.status}`);
+      if (r.summary) lines.push(formatSummary(r.summary));
+      print(o.json, r, lines.join('\n'));
+    });
+  });
+
+program
+  .command('cancel <run>')
+  .description('cancel a run; finished shards are kept, "mella resume" continues it')
+  .action(async (runId) => withClient(async (c) => {
+    await cancelRun(c, runId);
+    console.log(`cancellation requested for ${runId}`);
+  }));
+
+program
+  .command('resume <run>')
+  .description('continue a cancelled or failed run under the same id; done shards are skipped')
+  .option('--wait', 'wait for it to finish')
+  .option('--json', 'JSON output')
+  .action(async (runId, o) => withClient(async (c) => {
+    const { workflowId, uiUrl } = await resumeRun(c, runId);
+    if (!o.wait) return print(o.json, { runId, workflowId, uiUrl }, `run ${runId} resumed${uiUrl ? `: ${uiUrl}` : ''}`);
+    const summary = await waitRun(c, runId);
+    print(o.json, { ...summary, workflowId, uiUrl }, formatSummary(summary));
+    if (summary.status !== 'completed') process.exitCode = 1;
+  }));
+
+// ---- schedules
+const schedule = program.command('schedule').description('Temporal Schedules that start refresh runs on a cron (overlap: skip)');
+schedule
+  .command('create <name>')
+  .requiredOption('--config <file>', 'run config')
+  .requiredOption('--cron <expr>', 'cron expression, e.g. "0 3 * * *" (UTC)')
+  .option('--langs <list>', 'languages, overriding the config')
+  .option('--paused', 'create it paused')
+  .action(async (name, o) => withClient(async (c) => {
+    await createSchedule(c, name, o.cron, configFromFile(o.config, o.langs), { paused: o.paused });
+    console.log(`schedule ${name} created (${o.cron})`);
+  }));
+schedule
+  .command('list')
+  .option('--json', 'JSON output')
+  .action(async (o) => withClient(async (c) => {
+    const list = await listSchedules(c);
+    print(o.json, list, list.map((s) => `${s.name}${s.paused ? ' (paused)' : ''} next ${s.nextRun ?? '-'} recent ${s.recentRuns.join(', ') || '-'}`).join('\n') || 'no schedules');
+  }));
+schedule.command('delete <name>').action(async (name) => withClient(async (c) => {
+  await deleteSchedule(c, name);
+  console.log(`schedule ${name} deleted`);
+}));
+schedule.command('trigger <name>').description('start a run now').action(async (name) => withClient(async (c) => {
+  await triggerSchedule(c, name);
+  console.log(`schedule ${name} triggered`);
+}));
+
+// ---- external cluster set-up
+program
+  .command('setup')
+  .description(`register the search attributes (${ALL_SEARCH_ATTRIBUTES.map((k) => k.name).join(', ')}) on an external Temporal (TEMPORAL_ADDRESS)`)
+  .action(async () => withClient(async (c) => {
+    await c.client.connection.operatorService.addSearchAttributes({
+      namespace: c.connections.namespace,
+      searchAttributes: Object.fromEntries(ALL_SEARCH_ATTRIBUTES.map((k) => [k.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+    }).catch((err: Error) => {
+      if (!/already exists/i.test(err.message)) throw err;
+    });
+    console.log('search attributes registered');
+  }));
+
+// ---- demo
+program
+  .command('demo')
+  .description('start the embedded stack and workers, serve the sample set on 127.0.0.1, run the pipeline, print the summary')
+  .option('--langs <list>', 'languages (default: the eight of the paper)')
+  .option('--json', 'print the summary as JSON')
+  .action(async (o) => {
+    process.exitCode = await runDemo(o);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const e = err as Error;
+  const known = e instanceof ConfigError || e instanceof StackNotUpError;
+  console.error(`mella: ${known ? e.message : e.message || String(e)}`);
+  if (!known && process.env.MELLA_DEBUG) console.error(e.stack);
+  process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 2;
+}

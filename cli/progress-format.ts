@@ -1,0 +1,34 @@
+import type { RunSummary, StageCounts, StageProgress } from '../workflows/types';
+
+export function bar(done: number, total: number, width = 24): string {
+  const frac = total > 0 ? Math.min(1, done / total) : 1;
+  const full = Math.round(frac * width);
+  return `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${String(Math.round(frac * 100)).padStart(3)}%`;
+}
+
+export function formatRejected(rejected: Record<string, number>): string {
+  const entries = Object.entries(rejected).sort((a, b) => b[1] - a[1]);
+  return entries.length ? entries.map(([r, n]) => `${r}=${n}`).join(' ') : '-';
+}
+
+export function formatCounts(c: StageCounts): string {
+  const rejected = Object.values(c.rejected).reduce((a, b) => a + b, 0);
+  return `in ${c.in}  kept ${c.kept}  rejected ${rejected} (${formatRejected(c.rejected)})`;
+}
+
+export function formatStageProgress(lang: string, p: StageProgress, tty: boolean): string {
+  const shards = `${p.doneShards}/${p.totalShards} shards`;
+  const head = `${lang.padEnd(6)} ${p.stage.padEnd(8)} ${p.status.padEnd(8)}`;
+  return tty ? `${head} ${bar(p.doneShards, p.totalShards)} ${shards}  ${formatCounts(p)}` : `${head} ${shards}  ${formatCounts(p)}`;
+}
+
+export function formatSummary(s: RunSummary): string {
+  const lines = [`run ${s.runId}: ${s.status}${s.error ? ` (${s.error})` : ''}`];
+  for (const [stage, c] of Object.entries(s.stages)) lines.push(`  ${stage.padEnd(8)} all    ${formatCounts(c)}`);
+  for (const [lang, stages] of Object.entries(s.languages)) {
+    for (const [stage, c] of Object.entries(stages)) lines.push(`  ${stage.padEnd(8)} ${lang.padEnd(6)} ${formatCounts(c)}`);
+  }
+  lines.push(`  unique images: ${s.uniqueImages}; records in other languages skipped: ${s.skippedOtherLanguage}`);
+  for (const e of s.inputErrors.slice(0, 10)) lines.push(`  input error: ${e.source} line ${e.line}: ${e.reason} (${e.detail})`);
+  return lines.join('\n');
+}

@@ -1,0 +1,24 @@
+import * as cpu from '../activities/cpu';
+import { describeWorkerActivity } from '../activities/worker-info';
+
+/** The task queues by resource (DESIGN.md) and what each one's worker registers. */
+export const QUEUES = {
+  /** Images, text, metrics, run bookkeeping; also hosts the workflows. */
+  'mella-cpu': { activities: { ...cpu, describeWorker: describeWorkerActivity('mella-cpu') }, workflows: true, slotsEnv: 'MELLA_CPU_SLOTS', slots: 8 },
+  /** Chromium pages (crawl stage, a later issue): one browser per worker. */
+  'mella-browser': { activities: { describeWorker: describeWorkerActivity('mella-browser') }, workflows: false, slotsEnv: 'MELLA_BROWSER_SLOTS', slots: 2 },
+  /** Endpoint calls (caption/translate/evaluate): concurrency = the endpoint's limit. */
+  'mella-llm': { activities: { describeWorker: describeWorkerActivity('mella-llm') }, workflows: false, slotsEnv: 'MELLA_LLM_SLOTS', slots: 16 },
+  /** Training: one job per GPU. */
+  'mella-gpu': { activities: { describeWorker: describeWorkerActivity('mella-gpu') }, workflows: false, slotsEnv: 'MELLA_GPU_SLOTS', slots: 1 },
+} as const;
+
+export type QueueName = keyof typeof QUEUES;
+export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];
+
+/** Accepts `cpu` or `mella-cpu`. */
+export function parseQueue(name: string): QueueName {
+  const full = (name.startsWith('mella-') ? name : `mella-${name}`) as QueueName;
+  if (!(full in QUEUES)) throw new Error(`unknown queue "${name}"; one of ${QUEUE_NAMES.join(', ')}`);
+  return full;
+}

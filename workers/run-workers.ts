@@ -1,0 +1,73 @@
+import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/worker';
+import path from 'node:path';
+import { resolveConnections } from '../infra/connections';
+import { PROJECT_ROOT } from '../infra/paths';
+import { closeDb } from '../activities/shared/db';
+import { QUEUES, type QueueName } from './queues';
+
+let runtimeInstalled = false;
+
+export interface RunningWorkers {
+  /** Graceful shutdown: polling stops, running activities get their cancellation and time to finish. */
+  stop(): void;
+  /** Settles when every worker has stopped and the connections are closed. */
+  done: Promise<void>;
+}
+
+/** Runs one worker per queue in this process until SIGTERM/SIGINT, then shuts down gracefully. */
+export async function runWorkers(queues: QueueName[]): Promise<void> {
+  const running = await startWorkers(queues);
+  process.once('SIGTERM', () => running.stop());
+  process.once('SIGINT', () => running.stop());
+  await running.done;
+}
+
+/** Starts one worker per queue in this process (the demo and the tests use it directly). */
+export async function startWorkers(queues: QueueName[]): Promise<RunningWorkers> {
+  const c = resolveConnections();
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger((process.env.MELLA_LOG_LEVEL as 'INFO') ?? 'INFO'), shutdownSignals: [] });
+    runtimeInstalled = true;
+  }
+  const connection = await NativeConnection.connect({ address: c.temporalAddress });
+  const workers: Worker[] = [];
+  try {
+    for (const queue of queues) {
+      const spec = QUEUES[queue];
+      workers.push(
+        await Worker.create({
+          connection,
+          namespace: c.namespace,
+          taskQueue: queue,
+          activities: spec.activities,
+          workflowsPath: spec.workflows ? path.join(PROJECT_ROOT, 'workflows', 'index.ts') : undefined,
+          maxConcurrentActivityTaskExecutions: Number(process.env[spec.slotsEnv] ?? spec.slots),
+          shutdownGraceTime: '20 seconds',
+        }),
+      );
+    }
+  } catch (err) {
+    // A failed Worker.create must not leave the process hanging on the open connection.
+    for (const w of workers) w.shutdown();
+    await connection.close().catch(() => undefined);
+    throw err;
+  }
+  const stop = () => {
+    console.log(`[worker] shutting down ${queues.join(', ')}`);
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  console.log(`[worker] polling ${queues.join(', ')} on ${c.temporalAddress} (pid ${process.pid})`);
+  const done = Promise.all(workers.map((w) => w.run())).then(
+    async () => {
+      await connection.close().catch(() => undefined);
+      await closeDb().catch(() => undefined);
+    },
+    async (err) => {
+      stop();
+      await connection.close().catch(() => undefined);
+      await closeDb().catch(() => undefined);
+      throw err;
+    },
+  );
+  return { stop, done };
+}

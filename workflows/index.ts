@@ -1,0 +1,3 @@
+// The workflows the mella-cpu worker registers.
+export { mellaRun, runProgressQuery } from './mella-run';
+export { mellaLanguageRun, languageProgressQuery } from './language-run';

@@ -1,0 +1,73 @@
+import {
+  continueAsNew,
+  defineQuery,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  ActivityCancellationType,
+} from '@temporalio/workflow';
+import type * as cpuActivities from '../activities/cpu';
+import type { StageName } from '../activities/shared/config';
+import { runShardedStage } from './sharded-stage';
+import { STAGE } from './search-attributes';
+import type { LanguageRunInput, LanguageRunResult, ShardResult, StageProgress } from './types';
+
+export const languageProgressQuery = defineQuery<StageProgress[]>('progress');
+
+/**
+ * One language of a run: its stages in lifecycle order, each as sharded, checkpointed activities.
+ * Workflow id: `mella-run-<run>-lang-<lang>`.
+ */
+export async function mellaLanguageRun(input: LanguageRunInput): Promise<LanguageRunResult> {
+  const { runId, lang } = input;
+  const progress: StageProgress[] =
+    input.carry?.progress ??
+    input.stages.map((stage) => ({ stage, status: 'pending', totalItems: 0, totalShards: 0, doneShards: 0, in: 0, kept: 0, rejected: {} }));
+  setHandler(languageProgressQuery, () => progress);
+
+  const cpu = proxyActivities<typeof cpuActivities>({
+    taskQueue: 'mella-cpu',
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: `${input.heartbeatTimeoutSeconds} seconds`,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1 second', maximumInterval: '1 minute', backoffCoefficient: 2, nonRetryableErrorTypes: ['ConfigError'] },
+  });
+
+  // Each stage's shard activity, on the task queue of the resource it uses.
+  const shardActivities: Record<StageName, (a: { runId: string; lang: string; shardIndex: number }) => Promise<ShardResult>> = {
+    ingest: cpu.ingestShard,
+  };
+
+  for (let s = input.carry?.stageIndex ?? 0; s < input.stages.length; s++) {
+    const stage = input.stages[s]!;
+    const p = progress[s]!;
+    upsertSearchAttributes([{ key: STAGE, value: stage }]);
+    p.status = 'running';
+    const plan = await cpu.stagePlan({ runId, lang, stage });
+    p.totalItems = plan.totalItems;
+    p.totalShards = plan.shardCount;
+    const outcome = await runShardedStage({
+      shardCount: plan.shardCount,
+      window: input.window,
+      startAt: input.carry && s === input.carry.stageIndex ? input.carry.nextShard : 0,
+      runShard: (shardIndex) => shardActivities[stage]({ runId, lang, shardIndex }),
+      onShardDone: (r: ShardResult) => addShard(p, r),
+    });
+    if (!outcome.finished) {
+      await continueAsNew<typeof mellaLanguageRun>({ ...input, carry: { stageIndex: s, nextShard: outcome.nextShard, progress } });
+    }
+    p.status = 'done';
+  }
+  return { lang, stages: progress };
+}
+
+function addShard(p: StageProgress, r: ShardResult) {
+  p.doneShards += 1;
+  p.in += r.in;
+  p.kept += r.kept;
+  for (const [reason, n] of Object.entries(r.rejected)) p.rejected[reason] = (p.rejected[reason] ?? 0) + n;
+}
+
+export function languageWorkflowId(runId: string, lang: string) {
+  return `mella-run-${runId}-lang-${lang}`;
+}

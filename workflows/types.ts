@@ -1,0 +1,74 @@
+// Types shared by workflows, activities and the CLI. Type-only: nothing here does I/O.
+import type { RunConfig, StageName } from '../activities/shared/config';
+
+export type RunKind = 'manual' | 'schedule' | 'refresh';
+
+export interface MellaRunInput {
+  /** Run id; omitted by schedules, whose runs take their id from the workflow id Temporal gives them. */
+  runId?: string;
+  kind: RunKind;
+  /** Validated config snapshot (small, no secrets: those stay in the workers' environment). */
+  config: RunConfig;
+}
+
+/** Counts of one unit of work: items in, kept, rejected by reason. */
+export interface StageCounts {
+  in: number;
+  kept: number;
+  rejected: Record<string, number>;
+}
+
+export interface ShardResult extends StageCounts {
+  shardIndex: number;
+  /** The shard was already done (checkpoint found) and was not processed again. */
+  skipped: boolean;
+}
+
+export interface StageProgress extends StageCounts {
+  stage: StageName;
+  status: 'pending' | 'running' | 'done';
+  totalItems: number;
+  totalShards: number;
+  doneShards: number;
+}
+
+export interface LanguageRunInput {
+  runId: string;
+  lang: string;
+  kind: RunKind;
+  stages: StageName[];
+  window: number;
+  heartbeatTimeoutSeconds: number;
+  /** Carried over by continueAsNew. */
+  carry?: { stageIndex: number; nextShard: number; progress: StageProgress[] };
+}
+
+export interface LanguageRunResult {
+  lang: string;
+  stages: StageProgress[];
+}
+
+export interface PlanResult {
+  languages: Record<string, { items: number; shards: number }>;
+  linesRead: number;
+  inputErrors: number;
+  skippedOtherLanguage: number;
+}
+
+export interface RunSummary {
+  runId: string;
+  status: 'completed' | 'failed' | 'cancelled' | 'running';
+  /** Per stage, all languages together; ingest's `in` counts malformed input lines too. */
+  stages: Record<string, StageCounts>;
+  languages: Record<string, Record<string, StageCounts>>;
+  uniqueImages: number;
+  inputErrors: { source: string; line: number; reason: string; detail: string }[];
+  skippedOtherLanguage: number;
+  error?: string;
+}
+
+export interface RunProgress {
+  runId: string;
+  phase: 'registering' | 'planning' | 'languages' | 'summarizing' | 'done';
+  languages: Record<string, { workflowId: string; status: 'pending' | 'running' | 'completed' | 'failed' | 'cancelled'; stages?: StageProgress[] }>;
+}
