@@ -111,6 +111,10 @@ describe('validateImage: generated inputs', () => {
     expectRejected(await validateImage(bytes, { limitInputPixels: 47 }), 'too_many_pixels');
   });
 
+  it('refuses an invalid policy loudly', async () => {
+    await expect(validateImage(Buffer.from('x'), { limitInputPixels: 0 })).rejects.toThrow(RangeError);
+  });
+
   it.each([
     ['an HTML page', '<!DOCTYPE html>\n<html><head><title>404</title></head><body>Not found</body></html>', /HTML/],
     ['an HTML page with an inline svg', '<html><body><svg width="10" height="10"></svg></body></html>', /HTML/],

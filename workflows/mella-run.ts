@@ -95,8 +95,15 @@ export async function mellaRun(input: MellaRunInput): Promise<RunSummary> {
     // Record the outcome even when cancelled: the recording must not itself be cancelled.
     const status = isCancellation(err) ? 'cancelled' : 'failed';
     await CancellationScope.nonCancellable(() =>
-      cpu.finishRun({ runId, status, error: err instanceof Error ? err.message : String(err) }),
+      cpu.finishRun({ runId, status, error: rootMessage(err) }),
     ).catch(() => undefined);
     throw err;
   }
+}
+
+/** The innermost cause's message: "Activity task failed" wraps the message a user needs. */
+function rootMessage(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  while (e && typeof e === 'object' && e.cause && typeof e.cause === 'object') e = e.cause as typeof e;
+  return e?.message ?? String(err);
 }

@@ -98,7 +98,7 @@ export type FetchFailureReason = (typeof FETCH_FAILURE_REASONS)[number] | `http_
  * (retries + 1) * (maxRedirects + 1) * totalTimeoutMs plus backoff, but a hop that times out on
  * connect or read fails far sooner than totalTimeoutMs.
  */
-export const DEFAULT_FETCH_POLICY: FetchPolicy = {
+export const DEFAULT_FETCH_POLICY: FetchPolicy = Object.freeze({
   connectTimeoutMs: 10_000, // DNS + TCP + TLS; a healthy CDN needs well under a second
   readTimeoutMs: 20_000, // idle gap; covers slow origin servers rendering a thumbnail on demand
   totalTimeoutMs: 60_000, // 20 MiB at ~350 KB/s; slower than that is treated as a trickling server
@@ -111,9 +111,10 @@ export const DEFAULT_FETCH_POLICY: FetchPolicy = {
   backoffMaxMs: 30_000, // a Retry-After beyond 30 s gives up instead of holding the shard
   perHostConcurrency: 4, // polite to a single origin, still parallel across hosts
   perHostMinIntervalMs: 100, // at most ~10 request starts per second per host
-};
+});
 
 const ACCEPT = 'image/*,*/*;q=0.5';
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Statuses worth another attempt: overload, throttling and gateway trouble. */
 const RETRYABLE_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
@@ -347,7 +348,7 @@ function classifyError(err: unknown): HopOutcome {
   if (DNS_ERROR_CODES.has(code) || e?.syscall === 'getaddrinfo') return fail('dns_error', `${message} (${code || 'lookup'})`);
   if (code === 'ECONNREFUSED') return fail('connection_refused', message);
   if (RESET_CODES.has(code)) return fail('connection_reset', `${message} (${code})`, true);
-  if (code === 'ETIMEDOUT') return fail('timeout', `connect: operating system timeout (${code})`, true);
+  if (code === 'ETIMEDOUT') return fail('timeout', `connect: the operating system timed out (${code})`, true);
   if (UNREACHABLE_CODES.has(code)) return fail('network_error', `${message} (${code})`);
   if (
     code === 'EPROTO' ||
@@ -396,8 +397,9 @@ export class ImageFetcher {
     ];
     for (const key of nonNegative) {
       const v = policy[key];
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-        throw new RangeError(`FetchPolicy.${key} must be a finite number >= 0, got ${String(v)}`);
+      // Upper bound: setTimeout fires at once for delays beyond 2^31-1 ms.
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_TIMER_MS) {
+        throw new RangeError(`FetchPolicy.${key} must be a number in [0, ${MAX_TIMER_MS}], got ${String(v)}`);
       }
     }
     for (const key of ['maxBytes', 'perHostConcurrency'] as const) {
@@ -446,7 +448,7 @@ export class ImageFetcher {
             `${failure.detail}; Retry-After ${Math.ceil(failure.retryAfterMs / 1000)} s exceeds the ${this.policy.backoffMaxMs} ms backoff cap`,
           );
         }
-        delay = failure.retryAfterMs;
+        delay = failure.retryAfterMs; // replaces the computed backoff, in both directions
       }
       if (!(await sleep(delay, signal))) {
         return { ok: false, reason: 'aborted', detail: 'aborted while waiting to retry', finalUrl, attempts: attempt };

@@ -35,7 +35,7 @@ export const VALIDATE_FAILURE_REASONS = ['not_an_image', 'unsupported_format', '
 export type ValidateFailureReason = (typeof VALIDATE_FAILURE_REASONS)[number];
 
 /** 100 megapixels: a 10000x10000 image, or a 500x500 animation of 400 frames. */
-export const DEFAULT_VALIDATE_POLICY: ValidatePolicy = { limitInputPixels: 100_000_000 };
+export const DEFAULT_VALIDATE_POLICY: ValidatePolicy = Object.freeze({ limitInputPixels: 100_000_000 });
 
 /** Raster formats we accept, keyed by the sniffed MIME type. */
 interface Decodable {
@@ -69,7 +69,15 @@ export const DECODABLE_MIME_TYPES: readonly string[] = Object.keys(DECODABLE).fi
 /** Edge length of the throwaway thumbnail used to force a full decode (see step 4). */
 const DECODE_PROBE_SIZE = 64;
 
+/**
+ * Never throws for bad bytes: every problem with the image is a `{ ok: false, reason }`.
+ * @throws RangeError when the policy itself is invalid (a configuration error).
+ */
 export async function validateImage(bytes: Buffer, policy: ValidatePolicy): Promise<ValidateResult> {
+  if (!Number.isSafeInteger(policy.limitInputPixels) || policy.limitInputPixels < 1) {
+    // sharp would read 0 as "no limit" and reject fractions on every image: refuse loudly instead.
+    throw new RangeError(`ValidatePolicy.limitInputPixels must be a positive integer, got ${String(policy.limitInputPixels)}`);
+  }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const reject = (reason: ValidateFailureReason, detail: string): ValidateResult => ({ ok: false, reason, detail, sha256 });
 

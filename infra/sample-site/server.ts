@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 
 /** What the sample server answers on one path (the demo, the tests and the benchmark use it). */
 export type Route =
-  | { kind: 'bytes'; body: Buffer; contentType: string; headers?: Record<string, string> }
+  | { kind: 'bytes'; body: Buffer; contentType: string; headers?: Record<string, string>; delayMs?: number }
   | { kind: 'status'; status: number; headers?: Record<string, string>; body?: string }
   | { kind: 'redirect'; location: string; status?: number }
   | { kind: 'trickle'; body: Buffer; contentType: string; intervalMs: number }
@@ -34,9 +34,19 @@ export async function startSampleServer(routes: Map<string, Route> = new Map(), 
       return;
     }
     switch (route.kind) {
-      case 'bytes':
-        res.writeHead(200, { 'content-type': route.contentType, 'content-length': route.body.length, ...route.headers }).end(route.body);
+      case 'bytes': {
+        const send = () => {
+          if (res.destroyed) return;
+          res.writeHead(200, { 'content-type': route.contentType, 'content-length': route.body.length, ...route.headers }).end(route.body);
+        };
+        if (!route.delayMs) return send();
+        const t = setTimeout(() => {
+          timers.delete(t);
+          send();
+        }, route.delayMs);
+        timers.add(t);
         return;
+      }
       case 'status':
         res.writeHead(route.status, { 'content-type': 'text/plain', ...route.headers }).end(route.body ?? `status ${route.status}`);
         return;
@@ -95,7 +105,7 @@ export async function startSampleServer(routes: Map<string, Route> = new Map(), 
     hits,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const t of timers) clearInterval(t);
+        for (const t of timers) clearTimeout(t);
         for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),
