@@ -12,6 +12,8 @@ export interface TemporalDevServerOptions {
   logFile: string;
   /** Disable the Web UI (tests). */
   headless?: boolean;
+  /** Server dynamic config (e.g. a low `limit.historyCount.suggestContinueAsNew` in tests). */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
 
 export interface RunningTemporal {
@@ -41,6 +43,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   ];
   if (opts.headless) args.push('--headless');
   else args.push('--ui-port', String(opts.uiPort));
+  for (const [k, v] of Object.entries(opts.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
   for (const key of ALL_SEARCH_ATTRIBUTES) args.push('--search-attribute', `${key.name}=Keyword`);
   const log = fs.openSync(opts.logFile, 'a');
   const child = spawn(cli, args, { stdio: ['ignore', log, log] });
