@@ -174,6 +174,19 @@ schedule.command('trigger <name>').description('start a run now').action(async (
   console.log(`schedule ${name} triggered`);
 }));
 
+// ---- database
+program
+  .command('db')
+  .description('database maintenance')
+  .command('migrate')
+  .description('apply pending SQL migrations (infra/migrations) to DATABASE_URL or the embedded stack')
+  .action(async () => {
+    const { migrate } = await import('../infra/migrate');
+    const { resolveConnections } = await import('../infra/connections');
+    const applied = await migrate(resolveConnections().databaseUrl);
+    console.log(applied.length ? `applied ${applied.join(', ')}` : 'up to date');
+  });
+
 // ---- external cluster set-up
 program
   .command('setup')
