@@ -25,4 +25,5 @@ await Promise.all(
   ),
 );
 const seconds = (performance.now() - started) / 1000;
-console.log(JSON.stringify({ images: urls.length, stored, seconds }));
+const cpu = process.cpuUsage();
+console.log(JSON.stringify({ images: urls.length, stored, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6 }));

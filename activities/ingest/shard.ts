@@ -43,6 +43,15 @@ function fetcherFor(policy: FetchPolicy): ImageFetcher {
   return f;
 }
 
+// One download pool per worker process (per configured size), shared by every shard activity the
+// process runs: when a stage's last shard runs alone it gets the whole pool instead of a fixed share.
+const pools = new Map<number, ReturnType<typeof pLimit>>();
+function downloadPool(size: number) {
+  let p = pools.get(size);
+  if (!p) pools.set(size, (p = pLimit(size)));
+  return p;
+}
+
 /**
  * Downloads, validates and stores one record: the pure work of the ingest stage, shared by the
  * shard activity and the benchmark's plain loop. Never throws for bad input.
@@ -75,7 +84,8 @@ export async function ingestOne(
   };
 }
 
-const FLUSH_EVERY = 50;
+// Outcomes are written in batches: at most every FLUSH_EVERY outcomes or FLUSH_INTERVAL_MS.
+const FLUSH_EVERY = 100;
 const FLUSH_INTERVAL_MS = 1000;
 
 /**
@@ -121,7 +131,7 @@ export async function ingestShard(args: { runId: string; lang: string; shardInde
   };
   // Heartbeat (and flush) at least every second: it carries the cursor and delivers cancellation.
   const timer = setInterval(() => void flush().catch(() => undefined), FLUSH_INTERVAL_MS);
-  const limit = pLimit(config.concurrency);
+  const limit = downloadPool(config.concurrency);
   try {
     await Promise.all(
       rows.map((row) =>
@@ -137,7 +147,8 @@ export async function ingestShard(args: { runId: string; lang: string; shardInde
           // An outcome produced by our own cancellation is not a verdict on the record: drop it.
           if (ctx.cancellationSignal.aborted && outcome.reason === 'aborted') return;
           pending.push(outcome);
-          if (pending.length >= FLUSH_EVERY) await flush();
+          // Not awaited: the download slot moves on while the batch is written (flushes run in order).
+          if (pending.length >= FLUSH_EVERY) void flush().catch(() => undefined);
         }),
       ),
     );

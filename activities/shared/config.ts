@@ -47,8 +47,8 @@ const ingest = z
     shardSize: z.number().int().min(1).max(10_000).default(200),
     /** Shard activities in flight per language. */
     window: z.number().int().min(1).max(64).default(4),
-    /** Downloads in flight inside one shard activity. */
-    concurrency: z.number().int().min(1).max(256).default(16),
+    /** Downloads in flight per worker process, shared by the shard activities it runs. */
+    concurrency: z.number().int().min(1).max(1024).default(32),
     /** Hosts or CIDRs exempt from the SSRF guard (e.g. "127.0.0.1/32" for a local test server). */
     allowPrivateNetworks: z.array(z.string()).default([]),
     /** Decompression-bomb guard: images declaring more pixels are rejected undecoded. */
