@@ -18,6 +18,8 @@ import { defaultRunId, startRun, waitRun } from './runs';
  */
 export async function runDemo(opts: { langs?: string; json?: boolean }): Promise<number> {
   const log = opts.json ? (m: string) => console.error(m) : (m: string) => console.log(m);
+  // The demo's own output is the story; worker chatter (bundling, state changes) only when asked for.
+  process.env.MELLA_LOG_LEVEL ??= 'WARN';
   if (!(process.env.TEMPORAL_ADDRESS && process.env.DATABASE_URL)) {
     log(`starting the embedded stack in ${stateDir()} ...`);
     const { reused } = await stackUp(stateDir(), DEFAULT_PORTS, log);
