@@ -4,7 +4,7 @@ import { startSampleServer, type SampleServer } from '../infra/sample-site/serve
 import { drawSceneImage } from '../infra/sample-site/images';
 import { freePort } from '../infra/stack/ports';
 import { startTemporalDevServer } from '../infra/stack/temporal-server';
-import { cancelRun, resumeRun, startRun, waitRun } from '../cli/runs';
+import { cancelRun, resumeRun, runStatus, startRun, waitRun } from '../cli/runs';
 import {
   dbClient, spawnWorker, stopProcess, testConfig, tmpDir, uniqueRunId, waitFor, withCliClient, workerReady, writeList,
 } from './support/pipeline';
@@ -126,6 +126,12 @@ describe('durable execution', () => {
           60_000,
           'two done shards',
         );
+        // While it runs, `mella status` reads the parent's and the child's progress queries.
+        const live = await runStatus(c, runId);
+        expect(live.status).toBe('running');
+        expect(live.progress?.phase).toBe('languages');
+        expect(live.languages.th?.[0]).toMatchObject({ stage: 'ingest', status: 'running', totalItems: N + 1, totalShards: 7 });
+        expect(live.languages.th![0]!.doneShards).toBeGreaterThanOrEqual(2);
         await cancelRun(c, runId);
         return waitRun(c, runId);
       });
