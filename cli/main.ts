@@ -10,6 +10,7 @@ import { StackNotUpError } from '../infra/connections';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { connectClient, type CliClient } from './client';
 import { runDemo } from './demo';
+import { runDoctor } from './doctor';
 import { formatStageProgress, formatSummary } from './progress-format';
 import { cancelRun, configFromFile, defaultRunId, resumeRun, runStatus, startRun, waitRun } from './runs';
 import { createSchedule, deleteSchedule, listSchedules, triggerSchedule } from './schedules';
@@ -72,6 +73,20 @@ dev
     print(o.json, { ...s, pollers }, lines.join('\n'));
     if (!s.running) process.exitCode = 3;
   });
+
+program
+  .command('doctor')
+  .description('ask a worker of every task queue to describe itself (host, Chromium, endpoint, GPUs); names queues nobody serves')
+  .option('--wait <seconds>', 'how long each queue may take to answer', '10')
+  .option('--json', 'JSON output')
+  .action(async (o) => withClient(async (c) => {
+    const report = await runDoctor(c, Number(o.wait));
+    const lines = Object.entries(report).map(([q, r]) =>
+      'error' in r ? `${q.padEnd(14)} MISSING  ${r.error}` : `${q.padEnd(14)} ok       ${r.host} pid ${r.pid} ${JSON.stringify(r.capabilities)}`,
+    );
+    print(o.json, report, lines.join('\n'));
+    if (Object.values(report).some((r) => 'error' in r)) process.exitCode = 1;
+  }));
 
 // ---- workers
 program

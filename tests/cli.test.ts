@@ -140,6 +140,15 @@ describe('mella CLI', () => {
     expect(gone.stderr).toMatch(/no schedule named/);
   });
 
+  it('doctor names the queues that have a worker and those that have none', async () => {
+    // This file's in-process worker serves mella-cpu only.
+    const r = await mella(['doctor', '--wait', '2', '--json']);
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout);
+    expect(report['mella-cpu']).toMatchObject({ queue: 'mella-cpu', pid: process.pid, capabilities: { cpus: expect.any(String) } });
+    for (const q of ['mella-browser', 'mella-llm', 'mella-gpu']) expect(report[q].error).toMatch(new RegExp(`no worker polls ${q}`));
+  });
+
   it('a worker process shuts down gracefully on SIGTERM', async () => {
     const w = spawnWorker(['cpu', 'browser', 'llm', 'gpu']);
     await workerReady(w);

@@ -1,3 +1,4 @@
 // The workflows the mella-cpu worker registers.
 export { mellaRun, runProgressQuery } from './mella-run';
 export { mellaLanguageRun, languageProgressQuery } from './language-run';
+export { mellaDoctor } from './doctor';

@@ -5,7 +5,8 @@ import { runConfig } from '../run/run-record';
 import type { PlanResult } from '../../workflows/types';
 import { inferFormat, readInputList, urlKey } from './input-list';
 
-const BATCH = 1000;
+// Rows per multi-row insert (11 parameters a row stays under PostgreSQL's 65,535).
+const BATCH = 5000;
 
 interface PendingRecord {
   seq: number; lang: string; shard: number; source: string; lineNo: number;

@@ -1,4 +1,5 @@
 import { Context, CancelledFailure } from '@temporalio/activity';
+import { setMaxListeners } from 'node:events';
 import pLimit from 'p-limit';
 import { blobs } from '../shared/blobs';
 import { db, inTransaction } from '../shared/db';
@@ -132,6 +133,8 @@ export async function ingestShard(args: { runId: string; lang: string; shardInde
   // Heartbeat (and flush) at least every second: it carries the cursor and delivers cancellation.
   const timer = setInterval(() => void flush().catch(() => undefined), FLUSH_INTERVAL_MS);
   const limit = downloadPool(config.concurrency);
+  // Every download in flight listens for this activity's cancellation on the same signal.
+  setMaxListeners(config.concurrency + 16, ctx.cancellationSignal);
   try {
     await Promise.all(
       rows.map((row) =>
