@@ -99,6 +99,7 @@ const BASE: FetchPolicy = {
   backoffMaxMs: 200,
   perHostConcurrency: 16,
   perHostMinIntervalMs: 0,
+  disallowedRobotsDirectives: ['noai', 'noimageai', 'noindex', 'noimageindex'],
 };
 const fetcher = (overrides: Partial<FetchPolicy> = {}): ImageFetcher => new ImageFetcher({ ...BASE, ...overrides });
 
@@ -137,6 +138,19 @@ describe('ImageFetcher: success and HTTP statuses', () => {
     expect(s.seen[0]!.headers['accept-encoding']).toBe('identity');
     expect(s.seen[0]!.headers.accept).toBe('image/*,*/*;q=0.5');
     expect(s.seen[0]!.headers['user-agent']).toBe('mella-test/1.0');
+    await expectAllSocketsClosed(s);
+  });
+
+  it('X-Robots-Tag noai is opted_out (body not read); other crawlers\' directives and an empty deny list are ignored', async () => {
+    const s = await httpServer((req, res) => {
+      const tag = req.url === '/ai.png' ? 'noai' : req.url === '/other.png' ? 'otherbot: noimageai, nofollow' : 'mella-test: noimageai';
+      res.writeHead(200, { 'content-type': 'image/png', 'content-length': png.length, 'x-robots-tag': tag });
+      res.end(png);
+    });
+    expect(await fetcher().fetch(`${s.origin}/ai.png`)).toMatchObject({ ok: false, reason: 'opted_out', detail: 'X-Robots-Tag: noai' });
+    expect(await fetcher().fetch(`${s.origin}/other.png`)).toMatchObject({ ok: true });
+    expect(await fetcher().fetch(`${s.origin}/ours.png`)).toMatchObject({ ok: false, reason: 'opted_out' });
+    expect(await fetcher({ disallowedRobotsDirectives: [] }).fetch(`${s.origin}/ai.png`)).toMatchObject({ ok: true });
     await expectAllSocketsClosed(s);
   });
 

@@ -55,6 +55,12 @@ export interface FetchPolicy {
   perHostConcurrency: number;
   /** Min spacing between request starts to the same host name. */
   perHostMinIntervalMs: number;
+  /**
+   * `X-Robots-Tag` directives that mean "do not use this image" (img2dataset's default set): a
+   * response carrying one is rejected as `opted_out` before its body is read. Directives scoped to
+   * another crawler (`otherbot: noai`) are ignored. Empty = ignore the header.
+   */
+  disallowedRobotsDirectives: string[];
 }
 
 export type FetchResult =
@@ -87,6 +93,7 @@ export const FETCH_FAILURE_REASONS = [
   'too_large',
   'empty_body',
   'aborted',
+  'opted_out',
   'tls_error',
   'network_error',
 ] as const;
@@ -111,6 +118,7 @@ export const DEFAULT_FETCH_POLICY: FetchPolicy = Object.freeze({
   backoffMaxMs: 30_000, // a Retry-After beyond 30 s gives up instead of holding the shard
   perHostConcurrency: 4, // polite to a single origin, still parallel across hosts
   perHostMinIntervalMs: 100, // at most ~10 request starts per second per host
+  disallowedRobotsDirectives: ['noai', 'noimageai', 'noindex', 'noimageindex'], // as img2dataset
 });
 
 const ACCEPT = 'image/*,*/*;q=0.5';
@@ -633,6 +641,11 @@ export class ImageFetcher {
           return;
         }
 
+        const optOut = robotsOptOut(response.headers['x-robots-tag'], this.policy.disallowedRobotsDirectives, userAgent);
+        if (optOut) {
+          finish(fail('opted_out', `X-Robots-Tag: ${optOut}`));
+          return;
+        }
         const declared = response.headers['content-length'];
         if (declared !== undefined && Number(declared) > maxBytes) {
           finish(fail('too_large', `Content-Length ${declared} exceeds the ${maxBytes}-byte limit`));
@@ -665,6 +678,31 @@ function checkScheme(url: URL): { reason: string; detail: string } | null {
     return null;
   }
   return { reason: 'unsupported_scheme', detail: `scheme ${url.protocol.replace(/:$/, '')} is not http or https` };
+}
+
+/**
+ * The first disallowed directive in X-Robots-Tag header values that applies to us, or null. A value is
+ * a comma-separated list; an entry `agent: directive` applies only when `agent` names our user agent.
+ */
+export function robotsOptOut(header: string | string[] | undefined, disallowed: string[], userAgent: string): string | null {
+  if (!header || disallowed.length === 0) return null;
+  const ours = userAgent.toLowerCase().split(/[\s/]/)[0] ?? '';
+  const deny = new Set(disallowed.map((d) => d.toLowerCase()));
+  for (const value of Array.isArray(header) ? header : [header]) {
+    // In one header value, an agent prefix scopes the directives that follow it.
+    let scopedToOther = false;
+    for (const raw of value.split(',')) {
+      let entry = raw.trim().toLowerCase();
+      const scoped = /^([a-z0-9_.-]+)\s*:\s*(.*)$/.exec(entry);
+      // `unavailable_after: <date>` is a directive with an argument, not an agent scope.
+      if (scoped && scoped[1] !== 'unavailable_after') {
+        scopedToOther = scoped[1] !== ours;
+        entry = scoped[2]!;
+      }
+      if (!scopedToOther && deny.has(entry)) return raw.trim();
+    }
+  }
+  return null;
 }
 
 /** Resolves true after `ms`, or false as soon as the signal fires. */

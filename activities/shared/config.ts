@@ -37,6 +37,7 @@ const fetchOverrides = z
     perHostConcurrency: z.number().int().positive(),
     perHostMinIntervalMs: z.number().int().min(0),
     userAgent: z.string().min(1),
+    disallowedRobotsDirectives: z.array(z.string()),
   })
   .partial()
   .strict();
