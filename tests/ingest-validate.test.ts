@@ -6,7 +6,6 @@ import { pngBomb } from './support/png-bomb';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import {
@@ -17,11 +16,10 @@ import {
   validateImage,
   type ValidateResult,
 } from '../activities/ingest/validate-image';
+import { HAVE_REAL_FIXTURES, REAL_FIXTURES } from './support/fixtures';
 
-const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
-const IMAGES = path.resolve(REPO_ROOT, '../shared/fixtures/real/images');
-const HAS_FIXTURES = fs.existsSync(IMAGES);
-if (!HAS_FIXTURES) console.warn(`ingest-validate: skipping fixture tests, ${IMAGES} is absent`);
+const IMAGES = path.join(REAL_FIXTURES, 'images');
+const HAS_FIXTURES = HAVE_REAL_FIXTURES; // tests/support/fixtures prints the skip message
 
 const policy = DEFAULT_VALIDATE_POLICY;
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
