@@ -95,7 +95,7 @@ function treeCpuSeconds(root: number): number {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const ppid = Number(fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-      if (ppid === root) total += cpuSeconds(Number(entry)) - 0;
+      if (ppid === root) total += cpuSeconds(Number(entry));
     } catch {
       // the process ended meanwhile
     }
@@ -164,7 +164,7 @@ async function pipelineRun(env: NodeJS.ProcessEnv, list: string, label: string) 
   });
   const runId = `bench-${label}-${Date.now()}`;
   const postmaster = Number(fs.readFileSync(path.join(work, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const cpuBefore = { worker: cpuSeconds(worker.pid!), postgres: treeCpuSeconds(postmaster), temporal: treeCpuSeconds(TEMPORAL_PID()) };
+  const cpuBefore = { worker: cpuSeconds(worker.pid!), postgres: treeCpuSeconds(postmaster), temporal: treeCpuSeconds(stack.temporal.process.pid!) };
   const started = performance.now();
   await startRun(c, config, { runId, kind: 'manual' });
   const summary = await waitRun(c, runId);
@@ -174,7 +174,7 @@ async function pipelineRun(env: NodeJS.ProcessEnv, list: string, label: string) 
   const cpu = {
     worker: cpuSeconds(worker.pid!) - cpuBefore.worker,
     postgres: treeCpuSeconds(postmaster) - cpuBefore.postgres,
-    temporal: treeCpuSeconds(TEMPORAL_PID()) - cpuBefore.temporal,
+    temporal: treeCpuSeconds(stack.temporal.process.pid!) - cpuBefore.temporal,
   };
   await c.close();
   worker.kill('SIGTERM');
@@ -243,13 +243,11 @@ async function img2dataset(list: string): Promise<{ seconds: number; stored: num
 }
 
 const server = await startSampleServer();
-let TEMPORAL_PID = () => 0;
 const stack = await startStack({
   stateDir: work,
   ports: { temporal: await freePort(), temporalUi: await freePort(), postgres: await freePort() },
   headless: true,
 });
-TEMPORAL_PID = () => stack.temporal.process.pid ?? 0;
 const cleanup = async () => {
   await server.close().catch(() => undefined);
   await stack.stop().catch(() => undefined);

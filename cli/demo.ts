@@ -6,7 +6,7 @@ import { DEFAULT_PORTS } from '../infra/stack/stack';
 import { buildDemoSet } from '../infra/sample-site/demo-set';
 import { startSampleServer } from '../infra/sample-site/server';
 import { startWorkers } from '../workers/run-workers';
-import { QUEUE_NAMES } from '../workers/queues';
+import { QUEUE_NAMES } from '../workers/queue-names';
 import { connectClient } from './client';
 import { formatSummary } from './progress-format';
 import { defaultRunId, startRun, waitRun } from './runs';
@@ -49,8 +49,7 @@ export async function runDemo(opts: { langs?: string; json?: boolean }): Promise
     log('Stop it with: node bin/mella.js dev down   (status: node bin/mella.js dev status)');
     return summary.status === 'completed' ? 0 : 1;
   } finally {
-    workers.stop();
-    await workers.done.catch(() => undefined);
+    await workers.stop().catch(() => undefined);
     await c.close();
     await server.close();
   }

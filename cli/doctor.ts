@@ -1,6 +1,6 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { mellaDoctor, type DoctorReport } from '../workflows/doctor';
-import { QUEUE_NAMES } from '../workers/queues';
+import { QUEUE_NAMES } from '../workers/queue-names';
 import type { CliClient } from './client';
 
 /** Runs the doctor workflow on mella-cpu; without a cpu worker, says so instead of waiting forever. */
@@ -9,7 +9,7 @@ export async function runDoctor(c: CliClient, waitSeconds: number): Promise<Doct
     return await c.client.workflow.execute(mellaDoctor, {
       taskQueue: 'mella-cpu',
       workflowId: `mella-doctor-${Date.now()}`,
-      args: [{ queues: QUEUE_NAMES, waitSeconds }],
+      args: [{ queues: [...QUEUE_NAMES], waitSeconds }],
       workflowExecutionTimeout: `${waitSeconds + 20} seconds`,
     });
   } catch (err) {

@@ -9,8 +9,8 @@ import { ConfigError } from '../activities/shared/config';
 import { StackNotUpError } from '../infra/connections';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { connectClient, type CliClient } from './client';
-import { runDemo } from './demo';
 import { runDoctor } from './doctor';
+import { parseQueue, QUEUE_NAMES } from '../workers/queue-names';
 import { formatStageProgress, formatSummary } from './progress-format';
 import { cancelRun, configFromFile, defaultRunId, resumeRun, runStatus, startRun, waitRun } from './runs';
 import { createSchedule, deleteSchedule, listSchedules, triggerSchedule } from './schedules';
@@ -56,7 +56,7 @@ dev
     if (s.running) {
       pollers = await withClient(async (c) => {
         const out: Record<string, number> = {};
-        for (const q of ['mella-cpu', 'mella-browser', 'mella-llm', 'mella-gpu']) {
+        for (const q of QUEUE_NAMES) {
           const d = await c.client.workflowService
             .describeTaskQueue({
               namespace: c.connections.namespace,
@@ -95,7 +95,6 @@ program
   .addOption(new Option('--queue <queues>', 'comma-separated: cpu, browser, llm, gpu (default: all)'))
   .action(async (o) => {
     const { runWorkers } = await import('../workers/run-workers');
-    const { parseQueue, QUEUE_NAMES } = await import('../workers/queues');
     await runWorkers(o.queue ? String(o.queue).split(',').map(parseQueue) : QUEUE_NAMES);
   });
 
@@ -223,6 +222,8 @@ program
   .option('--langs <list>', 'languages (default: the eight of the paper)')
   .option('--json', 'print the summary as JSON')
   .action(async (o) => {
+    // Loaded here: the demo pulls in the workers and every activity, which other commands never need.
+    const { runDemo } = await import('./demo');
     process.exitCode = await runDemo(o);
   });
 

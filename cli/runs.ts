@@ -1,7 +1,7 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import pg from 'pg';
-import { workflowUiLink } from '../infra/connections';
+import { resolveConnections, workflowUiLink } from '../infra/connections';
 import { loadConfigFile, parseConfig, type RunConfig } from '../activities/shared/config';
 import { languageProgressQuery } from '../workflows/language-run';
 import { mellaRun, RUN_WORKFLOW_PREFIX, runProgressQuery } from '../workflows/mella-run';
@@ -70,7 +70,7 @@ function emptySummary(runId: string): RunSummary {
 
 /** The run as recorded in PostgreSQL (config snapshot, status, summary). */
 export async function recordedRun(runId: string) {
-  const client = new pg.Client({ connectionString: (await import('../infra/connections')).resolveConnections().databaseUrl });
+  const client = new pg.Client({ connectionString: resolveConnections().databaseUrl });
   await client.connect();
   try {
     const { rows } = await client.query<{ config: RunConfig; status: string; summary: RunSummary | null; error: string | null; kind: RunKind }>(

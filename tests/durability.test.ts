@@ -99,6 +99,8 @@ describe('durable execution', () => {
       const runId = uniqueRunId('restart');
       await withCliClient((c) => startRun(c, config(), { runId, kind: 'manual' }));
       await waitFor(async () => (await resultCount(runId)) >= 8, 60_000, 'the first results');
+      // The restart must fall inside the run, not after it.
+      expect(await resultCount(runId)).toBeLessThan(N + 1);
       await temporal.stop();
       await new Promise((r) => setTimeout(r, 1500));
       temporal = await start();

@@ -21,8 +21,7 @@ beforeAll(async () => {
   workers = await startWorkers(['mella-cpu']);
 });
 afterAll(async () => {
-  workers?.stop();
-  await workers?.done;
+  await workers?.stop();
   await server?.close();
   await pool.end();
 });

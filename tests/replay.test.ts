@@ -43,8 +43,7 @@ beforeAll(async () => {
   workers = await startWorkers(['mella-cpu']);
 });
 afterAll(async () => {
-  workers?.stop();
-  await workers?.done;
+  await workers?.stop();
   await server?.close();
   await temporal?.stop();
   process.env.TEMPORAL_ADDRESS = saved;

@@ -4,7 +4,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort, isPortOpen } from '../infra/stack/ports';
-import { isAlive, readStackRecord, stackDown, stackFile, stackStatus, stackUp } from '../infra/stack/control';
+import { readStackRecord, stackDown, stackFile, stackStatus, stackUp } from '../infra/stack/control';
+import { isAlive } from '../infra/stack/pid';
 import { tmpDir } from './support/pipeline';
 
 /** `mella dev up | down | status` on a state dir and ports of its own (the suite's stack is separate). */

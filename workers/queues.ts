@@ -1,8 +1,18 @@
 import * as cpu from '../activities/cpu';
 import { describeWorkerActivity } from '../activities/worker-info';
 
+import type { QueueName } from './queue-names';
+
+interface QueueSpec {
+  activities: object;
+  /** Whether this queue's worker also runs the workflows. */
+  workflows: boolean;
+  slotsEnv: string;
+  slots: number;
+}
+
 /** The task queues by resource (DESIGN.md) and what each one's worker registers. */
-export const QUEUES = {
+export const QUEUES: Record<QueueName, QueueSpec> = {
   /** Images, text, metrics, run bookkeeping; also hosts the workflows. */
   'mella-cpu': { activities: { ...cpu, describeWorker: describeWorkerActivity('mella-cpu') }, workflows: true, slotsEnv: 'MELLA_CPU_SLOTS', slots: 8 },
   /** Chromium pages (crawl stage, a later issue): one browser per worker. */
@@ -11,14 +21,6 @@ export const QUEUES = {
   'mella-llm': { activities: { describeWorker: describeWorkerActivity('mella-llm') }, workflows: false, slotsEnv: 'MELLA_LLM_SLOTS', slots: 16 },
   /** Training: one job per GPU. */
   'mella-gpu': { activities: { describeWorker: describeWorkerActivity('mella-gpu') }, workflows: false, slotsEnv: 'MELLA_GPU_SLOTS', slots: 1 },
-} as const;
+};
 
-export type QueueName = keyof typeof QUEUES;
-export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];
-
-/** Accepts `cpu` or `mella-cpu`. */
-export function parseQueue(name: string): QueueName {
-  const full = (name.startsWith('mella-') ? name : `mella-${name}`) as QueueName;
-  if (!(full in QUEUES)) throw new Error(`unknown queue "${name}"; one of ${QUEUE_NAMES.join(', ')}`);
-  return full;
-}
+export { QUEUE_NAMES, parseQueue, type QueueName } from './queue-names';

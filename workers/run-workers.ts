@@ -3,27 +3,32 @@ import path from 'node:path';
 import { resolveConnections } from '../infra/connections';
 import { PROJECT_ROOT } from '../infra/paths';
 import { closeDb } from '../activities/shared/db';
-import { QUEUES, type QueueName } from './queues';
+import { QUEUES } from './queues';
+import type { QueueName } from './queue-names';
 
 let runtimeInstalled = false;
 
 export interface RunningWorkers {
-  /** Graceful shutdown: polling stops, running activities get their cancellation and time to finish. */
-  stop(): void;
+  /**
+   * Graceful shutdown: polling stops, running activities get their cancellation and time to finish.
+   * Resolves (or rejects) with `done`.
+   */
+  stop(): Promise<void>;
   /** Settles when every worker has stopped and the connections are closed. */
   done: Promise<void>;
 }
 
 /** Runs one worker per queue in this process until SIGTERM/SIGINT, then shuts down gracefully. */
-export async function runWorkers(queues: QueueName[]): Promise<void> {
+export async function runWorkers(queues: readonly QueueName[]): Promise<void> {
   const running = await startWorkers(queues);
-  process.once('SIGTERM', () => running.stop());
-  process.once('SIGINT', () => running.stop());
+  // `done` below reports how the workers ended; the promise stop() returns is the same one.
+  process.once('SIGTERM', () => void running.stop().catch(() => undefined));
+  process.once('SIGINT', () => void running.stop().catch(() => undefined));
   await running.done;
 }
 
 /** Starts one worker per queue in this process (the demo and the tests use it directly). */
-export async function startWorkers(queues: QueueName[]): Promise<RunningWorkers> {
+export async function startWorkers(queues: readonly QueueName[]): Promise<RunningWorkers> {
   const c = resolveConnections();
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger((process.env.MELLA_LOG_LEVEL as 'INFO') ?? 'INFO'), shutdownSignals: [] });
@@ -52,7 +57,7 @@ export async function startWorkers(queues: QueueName[]): Promise<RunningWorkers>
     await connection.close().catch(() => undefined);
     throw err;
   }
-  const stop = () => {
+  const shutdown = () => {
     console.log(`[worker] shutting down ${queues.join(', ')}`);
     for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
   };
@@ -63,11 +68,17 @@ export async function startWorkers(queues: QueueName[]): Promise<RunningWorkers>
       await closeDb().catch(() => undefined);
     },
     async (err) => {
-      stop();
+      shutdown();
       await connection.close().catch(() => undefined);
       await closeDb().catch(() => undefined);
       throw err;
     },
   );
-  return { stop, done };
+  return {
+    stop: () => {
+      shutdown();
+      return done;
+    },
+    done,
+  };
 }

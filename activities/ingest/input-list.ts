@@ -19,6 +19,11 @@ export type ListLine =
 
 export type ListFormat = 'jsonl' | 'tsv' | 'csv';
 
+/** The list itself is unusable (missing, unnamed format, no url column, refused by its server): fix the config. */
+export class InputListError extends Error {
+  override name = 'InputListError';
+}
+
 // Column names accepted for each field (img2dataset / LAION / WIT spellings).
 const URL_COLUMNS = ['url', 'URL', 'image_url', 'img_url'];
 const TEXT_COLUMNS = ['text', 'TEXT', 'caption', 'alt', 'alt_text', 'caption_reference_description'];
@@ -31,16 +36,18 @@ export function inferFormat(location: string, explicit?: ListFormat): ListFormat
   if (name.endsWith('.jsonl') || name.endsWith('.ndjson') || name.endsWith('.json')) return 'jsonl';
   if (name.endsWith('.tsv')) return 'tsv';
   if (name.endsWith('.csv')) return 'csv';
-  throw new Error(`cannot tell the format of ${location} from its name; set "format: jsonl|tsv|csv" on the input`);
+  throw new InputListError(`cannot tell the format of ${location} from its name; set "format: jsonl|tsv|csv" on the input`);
 }
 
 async function open(location: string): Promise<Readable> {
   if (/^https?:\/\//.test(location)) {
     const res = await fetch(location);
+    // A 4xx is a wrong address; a 5xx or a network error may pass, so those stay ordinary (retried) errors.
+    if (res.status >= 400 && res.status < 500) throw new InputListError(`input list ${location}: HTTP ${res.status}`);
     if (!res.ok || !res.body) throw new Error(`input list ${location}: HTTP ${res.status}`);
     return Readable.fromWeb(res.body as never);
   }
-  if (!fs.existsSync(location)) throw new Error(`input list ${location} does not exist`);
+  if (!fs.existsSync(location)) throw new InputListError(`input list ${location} does not exist`);
   return fs.createReadStream(location);
 }
 
@@ -119,7 +126,7 @@ export async function* readInputList(location: string, format: ListFormat): Asyn
     if (!sawHeader) {
       sawHeader = true;
       if (!URL_COLUMNS.some((c) => c in record)) {
-        throw new Error(`input list ${location} has no url column (header needs one of ${URL_COLUMNS.join(', ')})`);
+        throw new InputListError(`input list ${location} has no url column (header needs one of ${URL_COLUMNS.join(', ')})`);
       }
     }
     const rec = toRecord(record);

@@ -3,7 +3,7 @@ import { db, inTransaction } from '../shared/db';
 import { ConfigError } from '../shared/config';
 import { runConfig } from '../run/run-record';
 import type { PlanResult } from '../../workflows/types';
-import { inferFormat, readInputList, urlKey } from './input-list';
+import { inferFormat, InputListError, readInputList, urlKey } from './input-list';
 
 // Rows per multi-row insert (11 parameters a row stays under PostgreSQL's 65,535).
 const BATCH = 5000;
@@ -43,43 +43,32 @@ export async function planRun({ runId }: { runId: string }): Promise<PlanResult>
 
   for (const input of config.inputs) {
     const source = input.path;
-    let format;
-    try {
-      format = inferFormat(input.path, input.format);
-    } catch (err) {
-      throw new ConfigError((err as Error).message);
-    }
-    let lines;
-    try {
-      lines = readInputList(input.path, format);
-      for await (const line of lines) {
-        linesRead++;
-        if ('error' in line) {
+    const format = asConfigError(() => inferFormat(input.path, input.format), input.path);
+    const lines = readInputList(input.path, format);
+    // Only the list's own problems are config errors; a database error in flush() stays retryable.
+    for await (const line of asConfigErrors(lines, input.path)) {
+      linesRead++;
+      if ('error' in line) {
+        inputErrors++;
+        errors.push({ source, lineNo: line.lineNo, ...line.error });
+      } else {
+        const lang = line.record.lang ?? input.lang ?? (config.languages.length === 1 ? config.languages[0]! : null);
+        if (!lang) {
           inputErrors++;
-          errors.push({ source, lineNo: line.lineNo, ...line.error });
+          errors.push({ source, lineNo: line.lineNo, reason: 'missing_lang', detail: 'no lang column and no lang on the input' });
+        } else if (!languages.has(lang)) {
+          skippedOtherLanguage++;
         } else {
-          const lang = line.record.lang ?? input.lang ?? (config.languages.length === 1 ? config.languages[0]! : null);
-          if (!lang) {
-            inputErrors++;
-            errors.push({ source, lineNo: line.lineNo, reason: 'missing_lang', detail: 'no lang column and no lang on the input' });
-          } else if (!languages.has(lang)) {
-            skippedOtherLanguage++;
-          } else {
-            const n = perLang.get(lang)!;
-            perLang.set(lang, n + 1);
-            const r = line.record;
-            batch.push({
-              seq: seq++, lang, shard: Math.floor(n / shardSize), source, lineNo: line.lineNo,
-              url: r.url, key: urlKey(r.url), text: r.text, pageUrl: r.pageUrl, extra: r.extra ? JSON.stringify(r.extra) : null,
-            });
-          }
+          const n = perLang.get(lang)!;
+          perLang.set(lang, n + 1);
+          const r = line.record;
+          batch.push({
+            seq: seq++, lang, shard: Math.floor(n / shardSize), source, lineNo: line.lineNo,
+            url: r.url, key: urlKey(r.url), text: r.text, pageUrl: r.pageUrl, extra: r.extra ? JSON.stringify(r.extra) : null,
+          });
         }
-        if (batch.length >= BATCH || errors.length >= BATCH) await flush();
       }
-    } catch (err) {
-      if (err instanceof ConfigError) throw err;
-      // A missing file or a list without a url column is a config problem: retrying will not help.
-      throw new ConfigError(`input ${input.path}: ${(err as Error).message}`);
+      if (batch.length >= BATCH || errors.length >= BATCH) await flush();
     }
   }
   await flush();
@@ -105,6 +94,27 @@ export async function planRun({ runId }: { runId: string }): Promise<PlanResult>
     await client.query('update runs set plan = $2, updated_at = now() where run_id = $1', [runId, JSON.stringify(plan)]);
   });
   return plan;
+}
+
+/** The list's own problems (InputListError) become non-retryable ConfigErrors; anything else is kept. */
+function configErrorOf(err: unknown, location: string): unknown {
+  return err instanceof InputListError ? new ConfigError(`input ${location}: ${err.message}`) : err;
+}
+
+function asConfigError<T>(fn: () => T, location: string): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw configErrorOf(err, location);
+  }
+}
+
+async function* asConfigErrors<T>(items: AsyncGenerator<T>, location: string): AsyncGenerator<T> {
+  try {
+    yield* items;
+  } catch (err) {
+    throw configErrorOf(err, location);
+  }
 }
 
 async function insertRecords(runId: string, rows: PendingRecord[]) {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { tsEntryArgs } from '../node-process';
 import { PROJECT_ROOT } from '../paths';
 import { isPortOpen } from './ports';
+import { isAlive } from './pid';
 import type { StackPorts } from './stack';
 
 export interface StackRecord {
@@ -28,14 +29,6 @@ export function readStackRecord(stateDir: string): StackRecord | undefined {
   }
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export interface StackStatus {
   running: boolean;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import pg from 'pg';
 import { PROJECT_ROOT } from '../paths';
+import { isAlive } from './pid';
 
 export interface EmbeddedPostgresOptions {
   dataDir: string;
@@ -103,11 +104,3 @@ async function loadEmbeddedPostgres() {
   return EmbeddedPostgres;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -14,6 +14,7 @@
  * - ICU's dictionaries change between ICU releases, so the ICU version is part of the segmentation's
  *   signature ({@link segmentationSignature}), and through it of every score's signature.
  */
+import { segmenter } from '../../shared/segmenter';
 
 /** Scripts that do not separate words with spaces, matched by Script_Extensions (covers ー, 々, 。 too). */
 export const NO_SPACE_SCRIPTS = ['Thai', 'Lao', 'Khmer', 'Myanmar', 'Han', 'Hiragana', 'Katakana'] as const;
@@ -32,17 +33,6 @@ export interface SegmentationOptions {
 }
 
 export type Segmentation = SegmentationOptions | false | undefined;
-
-const segmenters = new Map<string, Intl.Segmenter>();
-
-function segmenterFor(locale: string): Intl.Segmenter {
-  let s = segmenters.get(locale);
-  if (!s) {
-    s = new Intl.Segmenter(locale, { granularity: 'word' });
-    segmenters.set(locale, s);
-  }
-  return s;
-}
 
 /** The ICU version of this runtime (part of the signature), e.g. `78.2`. */
 export function icuVersion(): string {
@@ -72,10 +62,10 @@ export function defaultSegmentation(lang: string): Segmentation {
  */
 export function segmentText(text: string, options: Segmentation): string {
   if (!options || !needsSegmentation(text)) return text;
-  const segmenter = segmenterFor(options.locale ?? 'und');
+  const words = segmenter(options.locale ?? 'und', 'word');
   return text.replace(NO_SPACE_RUN, (run) => {
     let out = ' ';
-    for (const { segment } of segmenter.segment(run)) {
+    for (const { segment } of words.segment(run)) {
       const t = segment.trim();
       if (t) out += t + ' ';
     }

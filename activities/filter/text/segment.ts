@@ -4,38 +4,19 @@
  * between words), letters per Unicode script, and the comparison key used to match alts against each
  * other, page titles and site names.
  */
-
-const segmenters = new Map<string, { words: Intl.Segmenter; graphemes: Intl.Segmenter }>();
-
-function segmentersFor(lang: string): { words: Intl.Segmenter; graphemes: Intl.Segmenter } {
-  let s = segmenters.get(lang);
-  if (s === undefined) {
-    let locale = lang;
-    try {
-      Intl.getCanonicalLocales(lang);
-    } catch {
-      locale = 'und'; // a malformed tag must not crash a shard: the root locale's rules still segment
-    }
-    s = {
-      words: new Intl.Segmenter(locale, { granularity: 'word' }),
-      graphemes: new Intl.Segmenter(locale, { granularity: 'grapheme' }),
-    };
-    segmenters.set(lang, s);
-  }
-  return s;
-}
+import { segmenter } from '../../shared/segmenter';
 
 /** The word-like segments of `text` (letters or digits; punctuation and spaces dropped). */
 export function words(text: string, lang: string): string[] {
   const out: string[] = [];
-  for (const seg of segmentersFor(lang).words.segment(text)) if (seg.isWordLike === true) out.push(seg.segment);
+  for (const seg of segmenter(lang, 'word').segment(text)) if (seg.isWordLike === true) out.push(seg.segment);
   return out;
 }
 
 /** User-perceived characters (a Thai consonant with its vowel and tone marks is one). */
 export function graphemeCount(text: string, lang: string): number {
   let n = 0;
-  for (const _ of segmentersFor(lang).graphemes.segment(text)) n++;
+  for (const _ of segmenter(lang, 'grapheme').segment(text)) n++;
   return n;
 }
 
