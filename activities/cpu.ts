@@ -4,3 +4,7 @@ export { finishRun } from './run/finish';
 export { planRun } from './ingest/plan';
 export { stagePlan } from './shared/stage-plan';
 export { ingestShard } from './ingest/shard';
+export { planFilter } from './filter/stage/plan';
+export { filterShard } from './filter/stage/shard';
+export { dedupFilter } from './filter/stage/dedup';
+export { filterStageCounters } from './filter/stage/counters';

@@ -28,6 +28,12 @@ export function formatSummary(s: RunSummary): string {
   for (const [lang, stages] of Object.entries(s.languages)) {
     for (const [stage, c] of Object.entries(stages)) lines.push(`  ${stage.padEnd(8)} ${lang.padEnd(6)} ${formatCounts(c)}`);
   }
+  for (const [lang, f] of Object.entries(s.filter ?? {})) {
+    lines.push(`  filter   ${lang.padEnd(6)} images: ${formatCounts(f.images)}`);
+    for (const [op, c] of Object.entries(f.operators)) {
+      lines.push(`    ${op.padEnd(18)} in ${c.in}  kept ${c.kept}  rejected ${c.rejected}${c.rejected ? ` (${formatRejected(c.byReason)})` : ''}`);
+    }
+  }
   lines.push(`  unique images: ${s.uniqueImages}; records in other languages skipped: ${s.skippedOtherLanguage}`);
   for (const e of s.inputErrors.slice(0, 10)) lines.push(`  input error: ${e.source} line ${e.line}: ${e.reason} (${e.detail})`);
   return lines.join('\n');

@@ -58,7 +58,7 @@ describe('workflow determinism', () => {
     }
     const list = writeList(tmpDir('replay-list'), 'l.jsonl', rows);
     // 30 shards of one record: about 7 events a shard, far past the suggestion threshold of 40.
-    const config = testConfig({ inputs: [{ path: list }], ingest: { shardSize: 1, window: 3 } });
+    const config = testConfig({ stages: ['ingest', 'filter'], inputs: [{ path: list }], ingest: { shardSize: 1, window: 3 } });
     const runId = uniqueRunId('replay');
     await withCliClient(async (c) => {
       await startRun(c, config, { runId, kind: 'manual' });
@@ -71,6 +71,7 @@ describe('workflow determinism', () => {
       expect(desc.runId).not.toBe(desc.raw.workflowExecutionInfo?.firstRunId ?? desc.runId);
       const result = (await child.result()) as { stages: { doneShards: number; in: number }[] };
       expect(result.stages[0]).toMatchObject({ doneShards: 30, in: 30 });
+      expect(result.stages[1]).toMatchObject({ doneShards: 30, in: 30 });
 
       const histories = [
         { workflowId: `mella-run-${runId}`, history: await c.client.workflow.getHandle(`mella-run-${runId}`).fetchHistory() },
@@ -79,11 +80,14 @@ describe('workflow determinism', () => {
       for await (const r of Worker.runReplayHistories({ workflowsPath: WORKFLOWS, replayName: 'fresh' }, histories)) {
         expect(r.error, r.workflowId).toBeUndefined();
       }
-      if (process.env.MELLA_RECORD_HISTORIES) {
+      // MELLA_RECORD_HISTORIES=<label> adds `<workflow>.<label>.history.bin`; older files stay, so the
+      // code keeps replaying what every earlier version recorded.
+      const label = process.env.MELLA_RECORD_HISTORIES;
+      if (label) {
         fs.mkdirSync(HISTORIES, { recursive: true });
         // Binary protobuf: exactly what the server sent, independent of JSON conversion rules.
-        fs.writeFileSync(path.join(HISTORIES, 'mella-run.history.bin'), History.encode(histories[0]!.history).finish());
-        fs.writeFileSync(path.join(HISTORIES, 'language-run.history.bin'), History.encode(histories[1]!.history).finish());
+        fs.writeFileSync(path.join(HISTORIES, `mella-run.${label}.history.bin`), History.encode(histories[0]!.history).finish());
+        fs.writeFileSync(path.join(HISTORIES, `language-run.${label}.history.bin`), History.encode(histories[1]!.history).finish());
       }
     });
   });

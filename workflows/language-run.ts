@@ -36,6 +36,13 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
   // Each stage's shard activity, on the task queue of the resource it uses.
   const shardActivities: Record<StageName, (a: { runId: string; lang: string; shardIndex: number }) => Promise<ShardResult>> = {
     ingest: cpu.ingestShard,
+    filter: cpu.filterShard,
+  };
+  // How a stage is split into shards: ingest was planned with the whole run; filter plans per language
+  // (its shards are ingest's, and planning builds the site alt index).
+  const plans: Record<StageName, () => Promise<{ totalItems: number; shardCount: number }>> = {
+    ingest: () => cpu.stagePlan({ runId, lang, stage: 'ingest' }),
+    filter: () => cpu.planFilter({ runId, lang }),
   };
 
   for (let s = input.carry?.stageIndex ?? 0; s < input.stages.length; s++) {
@@ -43,7 +50,7 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
     const p = progress[s]!;
     upsertSearchAttributes([{ key: STAGE, value: stage }]);
     p.status = 'running';
-    const plan = await cpu.stagePlan({ runId, lang, stage });
+    const plan = await plans[stage]();
     p.totalItems = plan.totalItems;
     p.totalShards = plan.shardCount;
     const outcome = await runShardedStage({
@@ -56,6 +63,13 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
     if (!outcome.finished) {
       await continueAsNew<typeof mellaLanguageRun>({ ...input, carry: { stageIndex: s, nextShard: outcome.nextShard, progress } });
     }
+    if (stage === 'filter') {
+      // The set pass (near-duplicate images and alts) over what the shards kept.
+      const dedup = await cpu.dedupFilter({ runId, lang });
+      p.kept -= dedup.recordsRemoved;
+      for (const [reason, n] of Object.entries(dedup.rejected)) p.rejected[reason] = (p.rejected[reason] ?? 0) + n;
+      p.operators = await cpu.filterStageCounters({ runId, lang });
+    }
     p.status = 'done';
   }
   return { lang, stages: progress };
@@ -66,6 +80,16 @@ function addShard(p: StageProgress, r: ShardResult) {
   p.in += r.in;
   p.kept += r.kept;
   for (const [reason, n] of Object.entries(r.rejected)) p.rejected[reason] = (p.rejected[reason] ?? 0) + n;
+  if (r.operators) {
+    const ops = (p.operators ??= {});
+    for (const [name, c] of Object.entries(r.operators)) {
+      const o = (ops[name] ??= { in: 0, kept: 0, rejected: 0, byReason: {} });
+      o.in += c.in;
+      o.kept += c.kept;
+      o.rejected += c.rejected;
+      for (const [reason, n] of Object.entries(c.byReason)) o.byReason[reason] = (o.byReason[reason] ?? 0) + n;
+    }
+  }
 }
 
 export function languageWorkflowId(runId: string, lang: string) {

@@ -1,5 +1,6 @@
 // Types shared by workflows, activities and the CLI. Type-only: nothing here does I/O.
 import type { RunConfig, StageName } from '../activities/shared/config';
+import type { FilterCounters } from '../activities/filter/pipeline';
 
 export type RunKind = 'manual' | 'schedule' | 'refresh';
 
@@ -22,6 +23,8 @@ export interface ShardResult extends StageCounts {
   shardIndex: number;
   /** The shard was already done (checkpoint found) and was not processed again. */
   skipped: boolean;
+  /** Per-operator counters (filter stage). */
+  operators?: FilterCounters;
 }
 
 export interface StageProgress extends StageCounts {
@@ -30,6 +33,8 @@ export interface StageProgress extends StageCounts {
   totalItems: number;
   totalShards: number;
   doneShards: number;
+  /** Per-operator counters so far (filter stage), summed over done shards and the set pass. */
+  operators?: FilterCounters;
 }
 
 export interface LanguageRunInput {
@@ -64,6 +69,8 @@ export interface RunSummary {
   uniqueImages: number;
   inputErrors: { source: string; line: number; reason: string; detail: string }[];
   skippedOtherLanguage: number;
+  /** Filter stage, per language: images judged and kept (the caption stage's input) and per-operator counters. */
+  filter?: Record<string, { images: StageCounts; operators: FilterCounters }>;
   error?: string;
 }
 

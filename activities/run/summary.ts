@@ -1,4 +1,5 @@
 import { db } from '../shared/db';
+import { filterCounters } from '../filter/stage/counters';
 import type { RunSummary, StageCounts } from '../../workflows/types';
 
 const empty = (): StageCounts => ({ in: 0, kept: 0, rejected: {} });
@@ -15,8 +16,8 @@ function add(c: StageCounts, status: string, reason: string | null, n: number) {
  */
 export async function computeSummary(runId: string, status: RunSummary['status']): Promise<RunSummary> {
   const summary: RunSummary = { runId, status, stages: {}, languages: {}, uniqueImages: 0, inputErrors: [], skippedOtherLanguage: 0 };
-  const run = await db().query<{ languages: string[]; plan: { skippedOtherLanguage?: number } | null }>(
-    'select languages, plan from runs where run_id = $1',
+  const run = await db().query<{ languages: string[]; stages: string[]; plan: { skippedOtherLanguage?: number } | null }>(
+    'select languages, stages, plan from runs where run_id = $1',
     [runId],
   );
   for (const lang of run.rows[0]?.languages ?? []) summary.languages[lang] = { ingest: empty() };
@@ -52,5 +53,44 @@ export async function computeSummary(runId: string, status: RunSummary['status']
     [runId],
   );
   summary.uniqueImages = Number(unique.rows[0]!.n);
+  if (run.rows[0]?.stages.includes('filter')) await addFilter(summary);
   return summary;
+}
+
+/**
+ * The filter stage: records in (every record ingest stored), kept, rejected by the record's reason;
+ * per language also the images judged and kept and the per-operator counters.
+ */
+async function addFilter(summary: RunSummary) {
+  const runId = summary.runId;
+  const filter = (summary.stages.filter = empty());
+  summary.filter = {};
+  for (const [lang, stages] of Object.entries(summary.languages)) {
+    const perLang = (stages.filter = empty());
+    perLang.in = stages.ingest?.kept ?? 0;
+    filter.in += perLang.in;
+    summary.filter[lang] = { images: empty(), operators: await filterCounters(db(), { runId, lang }) };
+  }
+  const records = await db().query<{ lang: string; kept: boolean; reason: string | null; n: string }>(
+    'select lang, kept, reason, count(*) as n from filter_records where run_id = $1 group by 1, 2, 3',
+    [runId],
+  );
+  for (const row of records.rows) {
+    const n = Number(row.n);
+    const perLang = summary.languages[row.lang]?.filter;
+    if (!perLang) continue;
+    for (const c of [perLang, filter]) {
+      if (row.kept) c.kept += n;
+      else c.rejected[row.reason ?? 'unknown'] = (c.rejected[row.reason ?? 'unknown'] ?? 0) + n;
+    }
+  }
+  const images = await db().query<{ lang: string; kept: boolean; reason: string | null; n: string }>(
+    'select lang, kept, reason, count(*) as n from filter_images where run_id = $1 group by 1, 2, 3',
+    [runId],
+  );
+  for (const row of images.rows) {
+    const c = summary.filter[row.lang]?.images;
+    if (!c) continue;
+    add(c, row.kept ? 'stored' : 'rejected', row.reason, Number(row.n));
+  }
 }

@@ -2,13 +2,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_FILTER_CONFIG, filterConfigSchema } from '../filter/config';
 
 /** The paper's eight languages, the default when a config names none. */
 export const DEFAULT_LANGUAGES = ['ar', 'cs', 'hu', 'ko', 'ru', 'sr', 'th', 'vi'] as const;
 
-/** Stages in lifecycle order; later issues add crawl, filter, caption, translate, merge, finetune, evaluate. */
-export const STAGES = ['ingest'] as const;
+/** Stages in lifecycle order; later issues add crawl, caption, translate, merge, finetune, evaluate. */
+export const STAGES = ['ingest', 'filter'] as const;
 export type StageName = (typeof STAGES)[number];
+
+/** What a stage reads: it runs only in a run that also runs these (earlier in the list). */
+export const STAGE_NEEDS: Readonly<Record<StageName, readonly StageName[]>> = {
+  ingest: [],
+  filter: ['ingest'],
+};
 
 const languageCode = z
   .string()
@@ -68,11 +75,26 @@ export const runConfigSchema = z
     stages: z.array(z.enum(STAGES)).min(1).default([...STAGES]),
     inputs: z.array(inputList).default([]),
     ingest: ingest.default(ingest.parse({})),
+    /** Operators, thresholds and per-language overrides of the filter stage (docs/filter.md). */
+    filter: filterConfigSchema.default(DEFAULT_FILTER_CONFIG),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    const order = (s: StageName) => STAGES.indexOf(s);
+    config.stages.forEach((stage, i) => {
+      if (config.stages.indexOf(stage) !== i) ctx.addIssue({ code: 'custom', path: ['stages', i], message: `"${stage}" is listed twice` });
+      if (i > 0 && order(config.stages[i - 1]!) > order(stage)) {
+        ctx.addIssue({ code: 'custom', path: ['stages', i], message: `stages run in lifecycle order (${STAGES.join(', ')}); "${stage}" comes before "${config.stages[i - 1]}"` });
+      }
+      for (const need of STAGE_NEEDS[stage]) {
+        if (!config.stages.includes(need)) ctx.addIssue({ code: 'custom', path: ['stages', i], message: `"${stage}" reads what "${need}" produces: list "${need}" too` });
+      }
+    });
+  });
 
 export type RunConfig = z.infer<typeof runConfigSchema>;
 export type IngestConfig = RunConfig['ingest'];
+export type RunFilterConfig = RunConfig['filter'];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

@@ -21,6 +21,8 @@ export function testConfig(overrides: Record<string, unknown> & { inputs: unknow
   return parseConfig({
     name: 'test',
     languages: ['th'],
+    // The spine and ingest tests run ingest alone; filter tests list their stages.
+    stages: ['ingest'],
     ...rest,
     ingest: {
       allowPrivateNetworks: ['127.0.0.1/32'],
