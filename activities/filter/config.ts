@@ -33,6 +33,7 @@ import { bytesPerPixelOperator } from './image/bytes-per-pixel';
 import { decodableOperator } from './image/decodable';
 import { minSideOperator } from './image/min-side';
 import { normalizeImageConfigSchema } from './image/normalize';
+import { nsfwOperator } from './image/nsfw';
 import { phashDedupOperator } from './image/phash';
 import { uniformContentOperator } from './image/uniform-content';
 import { OperatorRegistry, type OperatorKind } from './operator';
@@ -52,6 +53,7 @@ export const FILTER_OPERATORS = new OperatorRegistry([
   aspectRatioOperator,
   uniformContentOperator,
   bytesPerPixelOperator,
+  nsfwOperator, // optional: not in DEFAULT_IMAGE_OPERATORS
   phashDedupOperator,
   normalizeTextOperator,
   lengthOperator,
