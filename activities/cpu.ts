@@ -8,3 +8,5 @@ export { planFilter } from './filter/stage/plan';
 export { filterShard } from './filter/stage/shard';
 export { dedupFilter } from './filter/stage/dedup';
 export { filterStageCounters } from './filter/stage/counters';
+export { planCaption } from './caption/stage';
+export { planTranslate } from './translate/stage';

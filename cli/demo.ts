@@ -5,6 +5,7 @@ import { stackUp } from '../infra/stack/control';
 import { DEFAULT_PORTS } from '../infra/stack/stack';
 import { buildDemoSet } from '../infra/sample-site/demo-set';
 import { startSampleServer } from '../infra/sample-site/server';
+import { startLlmStandin, type LlmStandin } from '../infra/llm-standin/index';
 import { startWorkers } from '../workers/run-workers';
 import { QUEUE_NAMES } from '../workers/queue-names';
 import { connectClient } from './client';
@@ -15,6 +16,10 @@ import { defaultRunId, startRun, waitRun } from './runs';
  * `mella demo` (npm run demo): starts the embedded stack (or uses TEMPORAL_ADDRESS/DATABASE_URL),
  * workers for every queue, serves the project's sample set on 127.0.0.1, runs the pipeline on it and
  * prints the summary and the Temporal UI link. The stack is left up for inspection.
+ *
+ * Captions and translations come from the endpoint at OPENAI_BASE_URL (key: OPENAI_API_KEY, model:
+ * MELLA_CAPTION_MODEL / MELLA_TRANSLATE_MODEL); without one, from the project's offline stand-in
+ * server, which the demo starts and says so, and every stand-in output is labelled as such.
  */
 export async function runDemo(opts: { langs?: string; json?: boolean }): Promise<number> {
   const log = opts.json ? (m: string) => console.error(m) : (m: string) => console.log(m);
@@ -25,6 +30,16 @@ export async function runDemo(opts: { langs?: string; json?: boolean }): Promise
     const { reused } = await stackUp(stateDir(), DEFAULT_PORTS, log);
     log(reused ? 'the embedded stack is already up; reusing it' : 'embedded stack up (PostgreSQL + Temporal dev server)');
   }
+  let standin: LlmStandin | undefined;
+  if (!process.env.OPENAI_BASE_URL) {
+    standin = await startLlmStandin({ port: 0 });
+    // The in-process llm worker reads it (a real deployment sets it in the llm workers' environment).
+    process.env.OPENAI_BASE_URL = standin.baseUrl;
+    log(`no OPENAI_BASE_URL set: captions and translations come from the OFFLINE STAND-IN model at ${standin.baseUrl}`);
+    log('  (deterministic text derived from each image; not a real model; set OPENAI_BASE_URL and OPENAI_API_KEY for one)');
+  } else {
+    log(`captions and translations from ${process.env.OPENAI_BASE_URL}`);
+  }
   const server = await startSampleServer();
   const languages = opts.langs ? opts.langs.split(',') : undefined;
   const set = await buildDemoSet(server, path.join(stateDir(), 'demo'), languages);
@@ -34,6 +49,8 @@ export async function runDemo(opts: { langs?: string; json?: boolean }): Promise
     ...(languages ? { languages } : {}),
     inputs: [{ path: set.listFile }],
     ingest: { allowPrivateNetworks: ['127.0.0.1/32'], fetch: { retries: 1, backoffBaseMs: 200 } },
+    ...(process.env.MELLA_CAPTION_MODEL ? { caption: { model: process.env.MELLA_CAPTION_MODEL } } : {}),
+    ...(process.env.MELLA_TRANSLATE_MODEL ? { translate: { model: process.env.MELLA_TRANSLATE_MODEL } } : {}),
   });
   const workers = await startWorkers(QUEUE_NAMES);
   const c = await connectClient();
@@ -52,5 +69,6 @@ export async function runDemo(opts: { langs?: string; json?: boolean }): Promise
     await workers.stop().catch(() => undefined);
     await c.close();
     await server.close();
+    await standin?.close();
   }
 }

@@ -34,6 +34,14 @@ export function formatSummary(s: RunSummary): string {
       lines.push(`    ${op.padEnd(18)} in ${c.in}  kept ${c.kept}  rejected ${c.rejected}${c.rejected ? ` (${formatRejected(c.byReason)})` : ''}`);
     }
   }
+  for (const [stage, perLang] of Object.entries(s.llm ?? {})) {
+    for (const [lang, u] of Object.entries(perLang)) {
+      lines.push(
+        `  ${stage.padEnd(8)} ${lang.padEnd(6)} requests ${u.calls} (cached ${u.cachedCalls})  tokens ${u.promptTokens}+${u.completionTokens}  cost $${u.costUsd.toFixed(4)}` +
+          (u.standinOutputs ? `  [${u.standinOutputs} outputs from the offline stand-in model]` : ''),
+      );
+    }
+  }
   lines.push(`  unique images: ${s.uniqueImages}; records in other languages skipped: ${s.skippedOtherLanguage}`);
   for (const e of s.inputErrors.slice(0, 10)) lines.push(`  input error: ${e.source} line ${e.line}: ${e.reason} (${e.detail})`);
   return lines.join('\n');

@@ -1,4 +1,5 @@
 import * as cpu from '../activities/cpu';
+import * as llm from '../activities/llm-queue';
 import { describeWorkerActivity } from '../activities/worker-info';
 
 import type { QueueName } from './queue-names';
@@ -18,7 +19,7 @@ export const QUEUES: Record<QueueName, QueueSpec> = {
   /** Chromium pages (crawl stage, a later issue): one browser per worker. */
   'mella-browser': { activities: { describeWorker: describeWorkerActivity('mella-browser') }, workflows: false, slotsEnv: 'MELLA_BROWSER_SLOTS', slots: 2 },
   /** Endpoint calls (caption/translate/evaluate): concurrency = the endpoint's limit. */
-  'mella-llm': { activities: { describeWorker: describeWorkerActivity('mella-llm') }, workflows: false, slotsEnv: 'MELLA_LLM_SLOTS', slots: 16 },
+  'mella-llm': { activities: { ...llm, describeWorker: describeWorkerActivity('mella-llm') }, workflows: false, slotsEnv: 'MELLA_LLM_SLOTS', slots: 16 },
   /** Training: one job per GPU. */
   'mella-gpu': { activities: { describeWorker: describeWorkerActivity('mella-gpu') }, workflows: false, slotsEnv: 'MELLA_GPU_SLOTS', slots: 1 },
 };

@@ -7,6 +7,7 @@ import {
   ActivityCancellationType,
 } from '@temporalio/workflow';
 import type * as cpuActivities from '../activities/cpu';
+import type * as llmActivities from '../activities/llm-queue';
 import type { StageName } from '../activities/shared/config';
 import { runShardedStage } from './sharded-stage';
 import { STAGE } from './search-attributes';
@@ -33,16 +34,35 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
     retry: { initialInterval: '1 second', maximumInterval: '1 minute', backoffCoefficient: 2, nonRetryableErrorTypes: ['ConfigError'] },
   });
 
+  // Endpoint calls: long waits on rate limits and backoff heartbeat; a wrong key or model fails at once.
+  const llm = proxyActivities<typeof llmActivities>({
+    taskQueue: 'mella-llm',
+    startToCloseTimeout: '6 hours',
+    heartbeatTimeout: `${Math.max(60, input.heartbeatTimeoutSeconds)} seconds`,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      initialInterval: '5 seconds',
+      maximumInterval: '5 minutes',
+      backoffCoefficient: 2,
+      nonRetryableErrorTypes: ['ConfigError', 'EndpointAuthError', 'EndpointConfigError'],
+    },
+  });
+
   // Each stage's shard activity, on the task queue of the resource it uses.
   const shardActivities: Record<StageName, (a: { runId: string; lang: string; shardIndex: number }) => Promise<ShardResult>> = {
     ingest: cpu.ingestShard,
     filter: cpu.filterShard,
+    caption: llm.captionShard,
+    translate: llm.translateShard,
   };
   // How a stage is split into shards: ingest was planned with the whole run; filter plans per language
   // (its shards are ingest's, and planning builds the site alt index).
-  const plans: Record<StageName, () => Promise<{ totalItems: number; shardCount: number }>> = {
+  // The LLM stages plan their own shard size and window (an endpoint's limits, not the CPU's).
+  const plans: Record<StageName, () => Promise<{ totalItems: number; shardCount: number; window?: number }>> = {
     ingest: () => cpu.stagePlan({ runId, lang, stage: 'ingest' }),
     filter: () => cpu.planFilter({ runId, lang }),
+    caption: () => cpu.planCaption({ runId, lang }),
+    translate: () => cpu.planTranslate({ runId, lang }),
   };
 
   for (let s = input.carry?.stageIndex ?? 0; s < input.stages.length; s++) {
@@ -55,7 +75,7 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
     p.totalShards = plan.shardCount;
     const outcome = await runShardedStage({
       shardCount: plan.shardCount,
-      window: input.window,
+      window: plan.window ?? input.window,
       startAt: input.carry && s === input.carry.stageIndex ? input.carry.nextShard : 0,
       runShard: (shardIndex) => shardActivities[stage]({ runId, lang, shardIndex }),
       onShardDone: (r: ShardResult) => addShard(p, r),

@@ -71,7 +71,19 @@ export interface RunSummary {
   skippedOtherLanguage: number;
   /** Filter stage, per language: images judged and kept (the caption stage's input) and per-operator counters. */
   filter?: Record<string, { images: StageCounts; operators: FilterCounters }>;
+  /** LLM stages, per stage and language: requests made, served from the cache, tokens and USD paid, stand-in outputs. */
+  llm?: Record<string, Record<string, LlmUsage>>;
   error?: string;
+}
+
+export interface LlmUsage {
+  calls: number;
+  cachedCalls: number;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+  /** Outputs produced by the project's offline stand-in server, not a real model. */
+  standinOutputs: number;
 }
 
 export interface RunProgress {

@@ -53,8 +53,58 @@ export async function computeSummary(runId: string, status: RunSummary['status']
     [runId],
   );
   summary.uniqueImages = Number(unique.rows[0]!.n);
-  if (run.rows[0]?.stages.includes('filter')) await addFilter(summary);
+  const stages = run.rows[0]?.stages ?? [];
+  if (stages.includes('filter')) await addFilter(summary);
+  for (const stage of ['caption', 'translate'] as const) if (stages.includes(stage)) await addLlmStage(summary, stage);
   return summary;
+}
+
+/**
+ * An LLM stage: items in (what its plan took: kept images, kept captions), kept, rejected by reason;
+ * and what it cost per language: requests, those served from the cache, tokens and USD paid now.
+ */
+async function addLlmStage(summary: RunSummary, stage: 'caption' | 'translate') {
+  const runId = summary.runId;
+  const all = (summary.stages[stage] = empty());
+  const usage = ((summary.llm ??= {})[stage] = {} as NonNullable<RunSummary['llm']>[string]);
+  for (const [lang, stages] of Object.entries(summary.languages)) {
+    stages[stage] = empty();
+    usage[lang] = { calls: 0, cachedCalls: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, standinOutputs: 0 };
+  }
+  const items = await db().query<{ lang: string; n: string }>(
+    'select lang, count(*) as n from llm_items where run_id = $1 and stage = $2 group by 1',
+    [runId, stage],
+  );
+  for (const r of items.rows) {
+    const c = summary.languages[r.lang]?.[stage];
+    if (!c) continue;
+    c.in += Number(r.n);
+    all.in += Number(r.n);
+  }
+  const outputs = await db().query<{
+    lang: string; kept: boolean; reason: string | null; n: string; calls: string; cached: string; pt: string; ct: string; cost: number; standin: string;
+  }>(
+    `select lang, kept, reason, count(*) as n, sum(calls) as calls, sum(cached_calls) as cached, sum(prompt_tokens) as pt,
+            sum(completion_tokens) as ct, sum(cost_usd) as cost, count(*) filter (where standin) as standin
+       from llm_outputs where run_id = $1 and stage = $2 group by 1, 2, 3`,
+    [runId, stage],
+  );
+  for (const r of outputs.rows) {
+    const c = summary.languages[r.lang]?.[stage];
+    const u = usage[r.lang];
+    if (!c || !u) continue;
+    const n = Number(r.n);
+    for (const x of [c, all]) {
+      if (r.kept) x.kept += n;
+      else x.rejected[r.reason ?? 'unknown'] = (x.rejected[r.reason ?? 'unknown'] ?? 0) + n;
+    }
+    u.calls += Number(r.calls);
+    u.cachedCalls += Number(r.cached);
+    u.promptTokens += Number(r.pt);
+    u.completionTokens += Number(r.ct);
+    u.costUsd += Number(r.cost);
+    u.standinOutputs += Number(r.standin);
+  }
 }
 
 /**

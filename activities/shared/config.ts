@@ -3,18 +3,21 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_FILTER_CONFIG, filterConfigSchema } from '../filter/config';
+import { captionConfigSchema, llmConfigSchema, translateConfigSchema } from '../llm/config';
 
 /** The paper's eight languages, the default when a config names none. */
 export const DEFAULT_LANGUAGES = ['ar', 'cs', 'hu', 'ko', 'ru', 'sr', 'th', 'vi'] as const;
 
-/** Stages in lifecycle order; later issues add crawl, caption, translate, merge, finetune, evaluate. */
-export const STAGES = ['ingest', 'filter'] as const;
+/** Stages in lifecycle order; later issues add crawl, merge, finetune, evaluate. */
+export const STAGES = ['ingest', 'filter', 'caption', 'translate'] as const;
 export type StageName = (typeof STAGES)[number];
 
 /** What a stage reads: it runs only in a run that also runs these (earlier in the list). */
 export const STAGE_NEEDS: Readonly<Record<StageName, readonly StageName[]>> = {
   ingest: [],
   filter: ['ingest'],
+  caption: ['filter'],
+  translate: ['caption'],
 };
 
 const languageCode = z
@@ -77,6 +80,12 @@ export const runConfigSchema = z
     ingest: ingest.default(ingest.parse({})),
     /** Operators, thresholds and per-language overrides of the filter stage (docs/filter.md). */
     filter: filterConfigSchema.default(DEFAULT_FILTER_CONFIG),
+    /** OpenAI-compatible endpoints (no secrets: each names the environment variable of its key) and prices. */
+    llm: llmConfigSchema.default(llmConfigSchema.parse({})),
+    /** The language source: detailed descriptions by a multimodal model (docs/llm.md). */
+    caption: captionConfigSchema.default(captionConfigSchema.parse({})),
+    /** ... translated into each target language. */
+    translate: translateConfigSchema.default(translateConfigSchema.parse({})),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -85,6 +94,9 @@ export const runConfigSchema = z
       if (config.stages.indexOf(stage) !== i) ctx.addIssue({ code: 'custom', path: ['stages', i], message: `"${stage}" is listed twice` });
       if (i > 0 && order(config.stages[i - 1]!) > order(stage)) {
         ctx.addIssue({ code: 'custom', path: ['stages', i], message: `stages run in lifecycle order (${STAGES.join(', ')}); "${stage}" comes before "${config.stages[i - 1]}"` });
+      }
+      if ((stage === 'caption' || stage === 'translate') && !config.llm.endpoints[config[stage].endpoint]) {
+        ctx.addIssue({ code: 'custom', path: [stage, 'endpoint'], message: `no endpoint "${config[stage].endpoint}" in llm.endpoints` });
       }
       for (const need of STAGE_NEEDS[stage]) {
         if (!config.stages.includes(need)) ctx.addIssue({ code: 'custom', path: ['stages', i], message: `"${stage}" reads what "${need}" produces: list "${need}" too` });

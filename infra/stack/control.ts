@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { migrate } from '../migrate';
 import { tsEntryArgs } from '../node-process';
 import { PROJECT_ROOT } from '../paths';
 import { isPortOpen } from './ports';
@@ -66,7 +67,14 @@ export async function stackUp(
   const status = await stackStatus(stateDir);
   if (status.record && !status.stale) {
     if (status.record.state === 'starting') return { reused: true, record: await waitReady(stateDir, status.record.pid) };
-    if (status.running) return { reused: true, record: status.record };
+    if (status.running) {
+      // A stack started by older code lacks the newer migrations: apply them (idempotent, locked).
+      if (status.record.databaseUrl) {
+        const applied = await migrate(status.record.databaseUrl);
+        if (applied.length) log(`applied migrations to the running stack: ${applied.join(', ')}`);
+      }
+      return { reused: true, record: status.record };
+    }
     const down = status.services.filter((s) => !s.up).map((s) => `${s.name}:${s.port}`).join(', ');
     throw new Error(`the stack supervisor (pid ${status.record.pid}) runs but ${down} is not answering; run "mella dev down" then "mella dev up"`);
   }

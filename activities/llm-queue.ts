@@ -1,0 +1,3 @@
+// Activities of the mella-llm task queue (paid endpoint calls; concurrency = the endpoint's limits).
+export { captionShard } from './caption/stage';
+export { translateShard } from './translate/stage';

@@ -1,0 +1,166 @@
+/**
+ * One paid call, never paid twice: a chat completion looked up in the PostgreSQL cache first, keyed by
+ * endpoint URL, model, prompt version, parameters and input hash; otherwise sent within the endpoint's
+ * limits, retried with exponential backoff that honours `Retry-After`, and stored.
+ *
+ * Failures are classified:
+ *  - 401/403 (the key) and 404 (the model or URL): the configuration is wrong; non-retryable failure
+ *    of the activity (`EndpointAuthError`, `EndpointConfigError`), the run fails with the message;
+ *  - 400/413/422: this input was refused; returned as a rejection of the item, not retried;
+ *  - 408/409/429, 5xx, timeouts, connection errors, malformed bodies: retried up to `maxAttempts`,
+ *    then the activity attempt fails (Temporal retries it later; answers already cached are kept).
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { createHash } from 'node:crypto';
+import OpenAI from 'openai';
+import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import { db } from '../shared/db';
+import type { Endpoint } from './endpoint';
+
+export interface ChatRequest {
+  endpoint: Endpoint;
+  model: string;
+  promptVersion: string;
+  messages: ChatCompletionMessageParam[];
+  temperature: number;
+  maxTokens: number;
+  /** sha256 (or any stable id) of the input the messages were built from. */
+  inputHash: string;
+  /** Distinguishes prompts built from the same input (a validation retry). */
+  variant?: string;
+  signal?: AbortSignal;
+  /** Called while waiting (backoff, rate limits), so a long wait still heartbeats. */
+  onWait?: () => void;
+}
+
+export type ChatOutcome =
+  | {
+      ok: true;
+      content: string;
+      finishReason: string | null;
+      promptTokens: number;
+      completionTokens: number;
+      /** Served from the cache: nothing was paid for it now. */
+      cached: boolean;
+      /** Answered by the project's stand-in server (response header x-mella-standin). */
+      standin: boolean;
+      cacheKey: string;
+      attempts: number;
+    }
+  | { ok: false; reason: 'request_rejected'; detail: string; attempts: number };
+
+export function cacheKeyOf(r: ChatRequest): string {
+  const identity = [r.endpoint.baseUrl, r.model, r.promptVersion, { temperature: r.temperature, maxTokens: r.maxTokens }, r.inputHash, r.variant ?? ''];
+  return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
+}
+
+/** Rough token estimate for the rate limiter: 4 characters a token, 800 per image, plus the answer budget. */
+function estimateTokens(r: ChatRequest): number {
+  let n = r.maxTokens;
+  for (const m of r.messages) {
+    const content = (m as { content?: unknown }).content;
+    if (typeof content === 'string') n += content.length / 4;
+    else if (Array.isArray(content)) for (const part of content) n += part?.type === 'image_url' ? 800 : String(part?.text ?? '').length / 4;
+  }
+  return n;
+}
+
+const sleep = (ms: number, signal?: AbortSignal, onWait?: () => void) =>
+  new Promise<void>((resolve, reject) => {
+    const beat = onWait ? setInterval(onWait, 1000) : undefined;
+    const done = () => {
+      clearTimeout(t);
+      if (beat) clearInterval(beat);
+      signal?.removeEventListener('abort', abort);
+    };
+    const abort = () => {
+      done();
+      reject(signal!.reason ?? new Error('aborted'));
+    };
+    const t = setTimeout(() => {
+      done();
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', abort, { once: true });
+  });
+
+/** Seconds or HTTP date of a Retry-After header (or retry-after-ms), in ms. */
+export function retryAfterMs(headers: Headers | undefined): number | undefined {
+  const ms = headers?.get('retry-after-ms');
+  if (ms && Number.isFinite(Number(ms))) return Number(ms);
+  const v = headers?.get('retry-after');
+  if (!v) return undefined;
+  if (/^\d+(\.\d+)?$/.test(v.trim())) return Number(v) * 1000;
+  const date = Date.parse(v);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+function backoff(attempt: number, base: number, max: number): number {
+  const exp = Math.min(max, base * 2 ** (attempt - 1));
+  return exp / 2 + Math.random() * (exp / 2); // "equal jitter"
+}
+
+const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
+
+export async function cachedChat(r: ChatRequest): Promise<ChatOutcome> {
+  const cacheKey = cacheKeyOf(r);
+  const hit = await db().query<{ content: string; finish_reason: string | null; prompt_tokens: number; completion_tokens: number; standin: boolean }>(
+    'select content, finish_reason, prompt_tokens, completion_tokens, standin from llm_cache where cache_key = $1',
+    [cacheKey],
+  );
+  if (hit.rows[0]) {
+    const h = hit.rows[0];
+    return { ok: true, content: h.content, finishReason: h.finish_reason, promptTokens: h.prompt_tokens, completionTokens: h.completion_tokens, cached: true, standin: h.standin, cacheKey, attempts: 0 };
+  }
+  const { endpoint } = r;
+  const cfg = endpoint.config;
+  let lastError = '';
+  for (let attempt = 1; attempt <= cfg.maxAttempts; attempt++) {
+    if (r.signal?.aborted) throw r.signal.reason ?? new Error('aborted');
+    let waitMs: number | undefined;
+    try {
+      const { data, response } = await endpoint.limited(estimateTokens(r), () =>
+        endpoint.client.chat.completions
+          .create({ model: r.model, messages: r.messages, temperature: r.temperature, max_tokens: r.maxTokens }, { signal: r.signal })
+          .withResponse(),
+      );
+      if (!data || !Array.isArray(data.choices)) throw new Error('malformed completion: no choices');
+      const choice = data.choices[0];
+      const content = choice?.message?.content ?? '';
+      const out = {
+        content,
+        finishReason: choice?.finish_reason ?? null,
+        promptTokens: data.usage?.prompt_tokens ?? 0,
+        completionTokens: data.usage?.completion_tokens ?? 0,
+        standin: response.headers.get('x-mella-standin') === '1',
+      };
+      // Every answer is kept, an empty or refused one too: it was paid for, and its validation decides.
+      {
+        await db().query(
+          `insert into llm_cache (cache_key, endpoint, model, prompt_version, input_hash, variant, content, finish_reason, prompt_tokens, completion_tokens, standin)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict do nothing`,
+          [cacheKey, endpoint.baseUrl, r.model, r.promptVersion, r.inputHash, r.variant ?? '', content, out.finishReason, out.promptTokens, out.completionTokens, out.standin],
+        );
+      }
+      return { ok: true, ...out, cached: false, cacheKey, attempts: attempt };
+    } catch (err) {
+      if (r.signal?.aborted) throw err;
+      if (err instanceof OpenAI.APIError && err.status !== undefined) {
+        const status = err.status;
+        if (status === 401 || status === 403) {
+          throw ApplicationFailure.nonRetryable(`LLM endpoint "${endpoint.name}" (${endpoint.baseUrl}) refused the API key: HTTP ${status}`, 'EndpointAuthError');
+        }
+        if (status === 404) {
+          throw ApplicationFailure.nonRetryable(`LLM endpoint "${endpoint.name}" (${endpoint.baseUrl}) has no model "${r.model}" or no chat completions: HTTP 404`, 'EndpointConfigError');
+        }
+        if (status === 400 || status === 413 || status === 422) return { ok: false, reason: 'request_rejected', detail: `HTTP ${status}: ${firstLine(err)}`, attempts: attempt };
+        waitMs = retryAfterMs(err.headers as Headers | undefined);
+        lastError = `HTTP ${status}: ${firstLine(err)}`;
+      } else {
+        lastError = firstLine(err);
+      }
+    }
+    if (attempt < cfg.maxAttempts) await sleep(Math.min(cfg.backoffMaxMs, waitMs ?? backoff(attempt, cfg.backoffBaseMs, cfg.backoffMaxMs)), r.signal, r.onWait);
+  }
+  throw new Error(`LLM endpoint "${endpoint.name}" failed ${cfg.maxAttempts} times; last: ${lastError}`);
+}
