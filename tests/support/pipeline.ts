@@ -41,10 +41,10 @@ export function dbClient(): pg.Pool {
 }
 
 /** A worker in its own process (so a test can SIGKILL it), polling the given queues. */
-export function spawnWorker(queues = ['cpu']): ChildProcess & { output: () => string } {
+export function spawnWorker(queues = ['cpu'], env: Record<string, string> = {}): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, tsEntryArgs('workers/all.ts', queues), {
     cwd: PROJECT_ROOT,
-    env: process.env,
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
