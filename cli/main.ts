@@ -227,6 +227,19 @@ program
     process.exitCode = await runDemo(o);
   });
 
+// ---- standin
+program
+  .command('standin')
+  .description('run the OpenAI-compatible stand-in server (deterministic answers, fault injection) for tests and offline demos; `mella standin --help` for its options')
+  .allowUnknownOption()
+  .helpOption(false)
+  .argument('[options...]')
+  .action(async (args: string[]) => {
+    // The stand-in has its own command line (infra/llm-standin/main.ts): hand it the arguments.
+    process.argv = [process.argv[0]!, 'mella standin', ...args];
+    await import('../infra/llm-standin/main');
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
