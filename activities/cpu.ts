@@ -10,3 +10,4 @@ export { dedupFilter } from './filter/stage/dedup';
 export { filterStageCounters } from './filter/stage/counters';
 export { planCaption } from './caption/stage';
 export { planTranslate } from './translate/stage';
+export { mergeRun } from './merge/stage';

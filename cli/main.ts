@@ -227,6 +227,47 @@ program
     process.exitCode = await runDemo(o);
   });
 
+// ---- export (dataset versions)
+const exportCmd = program.command('export').description('dataset versions exported by the merge stage (LLaMA-Factory, ms-swift, WebDataset, manifest, card)');
+async function withDb<T>(fn: () => Promise<T>): Promise<T> {
+  const { closeDb } = await import('../activities/shared/db');
+  try {
+    return await fn();
+  } finally {
+    await closeDb();
+  }
+}
+exportCmd
+  .command('list')
+  .description('every version, oldest first, with its sample counts and parent')
+  .option('--name <name>', 'only the versions of this dataset name')
+  .option('--json', 'print JSON')
+  .action(async (o) => withDb(async () => {
+    const { listVersions, formatVersionLine } = await import('./export');
+    const rows = await listVersions(o.name);
+    if (o.json) console.log(JSON.stringify(rows, null, 2));
+    else if (!rows.length) console.log('no dataset versions yet (a run with the merge stage records one)');
+    else for (const v of rows) console.log(formatVersionLine(v));
+  }));
+exportCmd
+  .command('show <version>')
+  .description('one version: directory, card, counts per split and source, rejections, diff against its parent')
+  .action(async (version) => withDb(async () => {
+    const { showVersion } = await import('./export');
+    const v = await showVersion(version);
+    console.log(JSON.stringify({ ...v, card: `${v.dir}/card.html` }, null, 2));
+  }));
+exportCmd
+  .command('reexport <version>')
+  .description('export a recorded version again from PostgreSQL into --dir and check it is byte-identical (same content id)')
+  .requiredOption('--dir <dir>', 'a directory that does not exist yet')
+  .action(async (version, o) => withDb(async () => {
+    const { reexportVersion } = await import('./export');
+    const r = await reexportVersion(version, o.dir);
+    console.log(`${r.dir}: content ${r.contentId} ${r.same ? '(identical to the recorded version)' : '(DIFFERENT from the recorded version)'}`);
+    if (!r.same) process.exitCode = 1;
+  }));
+
 // ---- standin
 program
   .command('standin')

@@ -42,6 +42,14 @@ export function formatSummary(s: RunSummary): string {
       );
     }
   }
+  if (s.dataset) {
+    const d = s.dataset;
+    const bySource = Object.entries(d.counts.bySource).map(([k, v]) => `${k} ${v}`).join(', ');
+    lines.push(`  dataset ${d.name} ${d.versionId}: ${d.counts.total} samples (${bySource}; train ${d.counts.bySplit.train}, validation ${d.counts.bySplit.validation}, test ${d.counts.bySplit.test})${d.parentId ? `, parent ${d.parentId}` : ''}`);
+    lines.push(`    export: ${d.dir}`);
+    lines.push(`    card:   ${d.dir}/card.html  (and card.md)`);
+    if (d.standinSamples) lines.push(`    ${d.standinSamples} samples hold stand-in model output (labelled in the manifest and the card)`);
+  }
   lines.push(`  unique images: ${s.uniqueImages}; records in other languages skipped: ${s.skippedOtherLanguage}`);
   for (const e of s.inputErrors.slice(0, 10)) lines.push(`  input error: ${e.source} line ${e.line}: ${e.reason} (${e.detail})`);
   return lines.join('\n');

@@ -8,7 +8,7 @@ import {
 } from '@temporalio/workflow';
 import type * as cpuActivities from '../activities/cpu';
 import type * as llmActivities from '../activities/llm-queue';
-import type { StageName } from '../activities/shared/config';
+import type { LanguageStageName } from '../activities/shared/config';
 import { runShardedStage } from './sharded-stage';
 import { STAGE } from './search-attributes';
 import type { LanguageRunInput, LanguageRunResult, ShardResult, StageProgress } from './types';
@@ -49,7 +49,7 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
   });
 
   // Each stage's shard activity, on the task queue of the resource it uses.
-  const shardActivities: Record<StageName, (a: { runId: string; lang: string; shardIndex: number }) => Promise<ShardResult>> = {
+  const shardActivities: Record<LanguageStageName, (a: { runId: string; lang: string; shardIndex: number }) => Promise<ShardResult>> = {
     ingest: cpu.ingestShard,
     filter: cpu.filterShard,
     caption: llm.captionShard,
@@ -58,7 +58,7 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
   // How a stage is split into shards: ingest was planned with the whole run; filter plans per language
   // (its shards are ingest's, and planning builds the site alt index).
   // The LLM stages plan their own shard size and window (an endpoint's limits, not the CPU's).
-  const plans: Record<StageName, () => Promise<{ totalItems: number; shardCount: number; window?: number }>> = {
+  const plans: Record<LanguageStageName, () => Promise<{ totalItems: number; shardCount: number; window?: number }>> = {
     ingest: () => cpu.stagePlan({ runId, lang, stage: 'ingest' }),
     filter: () => cpu.planFilter({ runId, lang }),
     caption: () => cpu.planCaption({ runId, lang }),

@@ -10,6 +10,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type * as cpuActivities from '../activities/cpu';
+import type { LanguageStageName } from '../activities/shared/config';
 import { languageWorkflowId, mellaLanguageRun } from './language-run';
 import { LANGUAGE, RUN_KIND, RUN_NAME } from './search-attributes';
 import type { LanguageRunResult, MellaRunInput, RunProgress, RunSummary } from './types';
@@ -23,6 +24,9 @@ export const RUN_WORKFLOW_PREFIX = 'mella-run-';
  * then summarise. Workflow id `mella-run-<runId>`. A re-run of the same run id (`mella resume`) skips
  * every shard already done.
  */
+/** Stages that run once per run, after every language (the language workflows skip them). */
+const RUN_LEVEL_STAGES: readonly string[] = ['merge'];
+
 export async function mellaRun(input: MellaRunInput): Promise<RunSummary> {
   const info = workflowInfo();
   // Schedules give each run its own workflow id (`mella-run-<name>-<timestamp>`); the run id follows it.
@@ -37,6 +41,13 @@ export async function mellaRun(input: MellaRunInput): Promise<RunSummary> {
     startToCloseTimeout: '1 hour',
     heartbeatTimeout: `${config.ingest.heartbeatTimeoutSeconds} seconds`,
     retry: { initialInterval: '1 second', maximumInterval: '1 minute', nonRetryableErrorTypes: ['ConfigError'] },
+  });
+
+  const merge = proxyActivities<typeof cpuActivities>({
+    taskQueue: 'mella-cpu',
+    startToCloseTimeout: '6 hours',
+    heartbeatTimeout: `${Math.max(60, config.ingest.heartbeatTimeoutSeconds)} seconds`,
+    retry: { initialInterval: '5 seconds', maximumInterval: '5 minutes', nonRetryableErrorTypes: ['ConfigError', 'SplitLeakError', 'ExportValidationError'] },
   });
 
   try {
@@ -56,7 +67,7 @@ export async function mellaRun(input: MellaRunInput): Promise<RunSummary> {
                 runId,
                 lang,
                 kind: input.kind,
-                stages: config.stages,
+                stages: config.stages.filter((s): s is LanguageStageName => !RUN_LEVEL_STAGES.includes(s)),
                 window: config.ingest.window,
                 heartbeatTimeoutSeconds: config.ingest.heartbeatTimeoutSeconds,
               },
@@ -86,6 +97,11 @@ export async function mellaRun(input: MellaRunInput): Promise<RunSummary> {
         cause: failures[0]!.reason,
         nonRetryable: true,
       });
+    }
+    if (config.stages.includes('merge')) {
+      progress.phase = 'merging';
+      // One export of every language: a long activity that heartbeats its progress.
+      await merge.mergeRun({ runId });
     }
     progress.phase = 'summarizing';
     const summary = await cpu.finishRun({ runId, status: 'completed' });

@@ -1,5 +1,5 @@
 // Types shared by workflows, activities and the CLI. Type-only: nothing here does I/O.
-import type { RunConfig, StageName } from '../activities/shared/config';
+import type { LanguageStageName, RunConfig } from '../activities/shared/config';
 import type { FilterCounters } from '../activities/filter/pipeline';
 
 export type RunKind = 'manual' | 'schedule' | 'refresh';
@@ -28,7 +28,7 @@ export interface ShardResult extends StageCounts {
 }
 
 export interface StageProgress extends StageCounts {
-  stage: StageName;
+  stage: LanguageStageName;
   status: 'pending' | 'running' | 'done';
   totalItems: number;
   totalShards: number;
@@ -41,7 +41,7 @@ export interface LanguageRunInput {
   runId: string;
   lang: string;
   kind: RunKind;
-  stages: StageName[];
+  stages: LanguageStageName[];
   window: number;
   heartbeatTimeoutSeconds: number;
   /** Carried over by continueAsNew. */
@@ -73,7 +73,22 @@ export interface RunSummary {
   filter?: Record<string, { images: StageCounts; operators: FilterCounters }>;
   /** LLM stages, per stage and language: requests made, served from the cache, tokens and USD paid, stand-in outputs. */
   llm?: Record<string, Record<string, LlmUsage>>;
+  /** The dataset version the merge stage exported. */
+  dataset?: DatasetVersionSummary;
   error?: string;
+}
+
+export interface DatasetVersionSummary {
+  versionId: string;
+  name: string;
+  dir: string;
+  contentId: string;
+  parentId: string | null;
+  /** Samples per split, per source, per language x split x source. */
+  counts: { total: number; bySplit: Record<string, number>; bySource: Record<string, number>; byLang: Record<string, Record<string, Record<string, number>>> };
+  rejected: Record<string, number>;
+  diff: unknown;
+  standinSamples: number;
 }
 
 export interface LlmUsage {
@@ -88,6 +103,6 @@ export interface LlmUsage {
 
 export interface RunProgress {
   runId: string;
-  phase: 'registering' | 'planning' | 'languages' | 'summarizing' | 'done';
+  phase: 'registering' | 'planning' | 'languages' | 'merging' | 'summarizing' | 'done';
   languages: Record<string, { workflowId: string; status: 'pending' | 'running' | 'completed' | 'failed' | 'cancelled'; stages?: StageProgress[] }>;
 }

@@ -1,6 +1,6 @@
 import { db } from '../shared/db';
 import { filterCounters } from '../filter/stage/counters';
-import type { RunSummary, StageCounts } from '../../workflows/types';
+import type { DatasetVersionSummary, RunSummary, StageCounts } from '../../workflows/types';
 
 const empty = (): StageCounts => ({ in: 0, kept: 0, rejected: {} });
 
@@ -56,7 +56,23 @@ export async function computeSummary(runId: string, status: RunSummary['status']
   const stages = run.rows[0]?.stages ?? [];
   if (stages.includes('filter')) await addFilter(summary);
   for (const stage of ['caption', 'translate'] as const) if (stages.includes(stage)) await addLlmStage(summary, stage);
+  if (stages.includes('merge')) await addDataset(summary);
   return summary;
+}
+
+/** The dataset version the merge stage recorded (absent until it has). */
+async function addDataset(summary: RunSummary) {
+  const { rows } = await db().query<{
+    version_id: string; name: string; dir: string; content_id: string; parent_id: string | null; counts: DatasetVersionSummary['counts'];
+    rejected: Record<string, number>; diff: unknown; standin_samples: number;
+  }>('select version_id, name, dir, content_id, parent_id, counts, rejected, diff, standin_samples from dataset_versions where run_id = $1', [summary.runId]);
+  const r = rows[0];
+  if (!r) return;
+  summary.stages.merge = { in: r.counts.total + Object.values(r.rejected).reduce((a, b) => a + b, 0), kept: r.counts.total, rejected: r.rejected };
+  summary.dataset = {
+    versionId: r.version_id, name: r.name, dir: r.dir, contentId: r.content_id, parentId: r.parent_id, counts: r.counts,
+    rejected: r.rejected, diff: r.diff, standinSamples: r.standin_samples,
+  };
 }
 
 /**

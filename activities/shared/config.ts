@@ -4,13 +4,19 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_FILTER_CONFIG, filterConfigSchema } from '../filter/config';
 import { captionConfigSchema, llmConfigSchema, translateConfigSchema } from '../llm/config';
+import { mergeConfigSchema } from '../merge/config';
 
 /** The paper's eight languages, the default when a config names none. */
 export const DEFAULT_LANGUAGES = ['ar', 'cs', 'hu', 'ko', 'ru', 'sr', 'th', 'vi'] as const;
 
-/** Stages in lifecycle order; later issues add crawl, merge, finetune, evaluate. */
-export const STAGES = ['ingest', 'filter', 'caption', 'translate'] as const;
+/**
+ * Stages in lifecycle order; later issues add crawl, finetune, evaluate. `merge` runs once per run,
+ * after every language; the others run per language.
+ */
+export const STAGES = ['ingest', 'filter', 'caption', 'translate', 'merge'] as const;
 export type StageName = (typeof STAGES)[number];
+/** The stages a language workflow runs (merge runs once for the whole run). */
+export type LanguageStageName = Exclude<StageName, 'merge'>;
 
 /** What a stage reads: it runs only in a run that also runs these (earlier in the list). */
 export const STAGE_NEEDS: Readonly<Record<StageName, readonly StageName[]>> = {
@@ -18,6 +24,7 @@ export const STAGE_NEEDS: Readonly<Record<StageName, readonly StageName[]>> = {
   filter: ['ingest'],
   caption: ['filter'],
   translate: ['caption'],
+  merge: ['filter'],
 };
 
 const languageCode = z
@@ -86,6 +93,8 @@ export const runConfigSchema = z
     caption: captionConfigSchema.default(captionConfigSchema.parse({})),
     /** ... translated into each target language. */
     translate: translateConfigSchema.default(translateConfigSchema.parse({})),
+    /** The dataset version: formats, split, mixing ratios, card (docs/merge.md). */
+    merge: mergeConfigSchema.default(mergeConfigSchema.parse({})),
   })
   .strict()
   .superRefine((config, ctx) => {
