@@ -15,6 +15,7 @@
  * attempt (published, not yet recorded) is removed and written again (exports are deterministic).
  */
 import { Context } from '@temporalio/activity';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { stateDir } from '../../infra/paths';
@@ -58,6 +59,8 @@ interface KnowRow {
   train_sha256: string;
   page_url: string | null;
   url: string;
+  url_key: string;
+  text: string | null;
   source: string;
   line_no: number;
   fetched_at: Date;
@@ -89,7 +92,7 @@ export async function* runSamples(runId: string, languages: readonly string[], s
       for (let after = -1; ; ) {
         const { rows } = await db().query<KnowRow>(
           `select f.seq, f.alt, f.image_sha256, f.text_passed, fi.passed as image_passed, fi.train_blob_key, fi.train_format, fi.train_sha256,
-                  r.page_url, r.url, r.source, r.line_no, x.fetched_at, r.extra
+                  r.page_url, r.url, r.url_key, r.text, r.source, r.line_no, x.fetched_at, r.extra
              from filter_records f
              join filter_images fi on fi.run_id = f.run_id and fi.lang = f.lang and fi.sha256 = f.image_sha256
              join ingest_records r on r.run_id = f.run_id and r.seq = f.seq
@@ -99,7 +102,8 @@ export async function* runSamples(runId: string, languages: readonly string[], s
           [runId, lang, after],
         );
         for (const r of rows) {
-          const id = `know:${lang}:${r.seq}`;
+          // Stable across runs (a refresh's diff compares ids): the image URL and the alt as written.
+          const id = `know:${lang}:${createHash('sha256').update(`${r.url_key}\n${r.text ?? ''}`).digest('hex').slice(0, 24)}`;
           yield {
             id,
             lang,
