@@ -11,3 +11,4 @@ export { filterStageCounters } from './filter/stage/counters';
 export { planCaption } from './caption/stage';
 export { planTranslate } from './translate/stage';
 export { mergeRun } from './merge/stage';
+export { registerFinetuneJob, finishFinetuneJob } from './finetune/jobs';

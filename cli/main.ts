@@ -281,6 +281,9 @@ program
     await import('../infra/llm-standin/main');
   });
 
+// ---- fine-tune (cli/finetune.ts): finetune start | status | cancel
+(await import('./finetune')).addFinetuneCommands(program);
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

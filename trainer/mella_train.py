@@ -16,6 +16,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from mella_trainer.cli import parse_args  # noqa: E402
+from mella_trainer.parent import watch_stdin  # noqa: E402
 from mella_trainer.protocol import EXIT_RUNTIME, TrainerError, emit_error  # noqa: E402
 from mella_trainer.train import Interrupted, StopFlag, Trainer, stopped  # noqa: E402
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     trainer = None
     try:
         args = parse_args(argv)
+        if args.stop_on_stdin_eof:
+            watch_stdin()
         trainer = Trainer(args, stop)
         return trainer.run()
     except Interrupted as e:

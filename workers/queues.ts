@@ -1,5 +1,6 @@
 import * as cpu from '../activities/cpu';
 import * as llm from '../activities/llm-queue';
+import * as gpu from '../activities/finetune/gpu';
 import { describeWorkerActivity } from '../activities/worker-info';
 
 import type { QueueName } from './queue-names';
@@ -21,7 +22,7 @@ export const QUEUES: Record<QueueName, QueueSpec> = {
   /** Endpoint calls (caption/translate/evaluate): concurrency = the endpoint's limit. */
   'mella-llm': { activities: { ...llm, describeWorker: describeWorkerActivity('mella-llm') }, workflows: false, slotsEnv: 'MELLA_LLM_SLOTS', slots: 16 },
   /** Training: one job per GPU. */
-  'mella-gpu': { activities: { describeWorker: describeWorkerActivity('mella-gpu') }, workflows: false, slotsEnv: 'MELLA_GPU_SLOTS', slots: 1 },
+  'mella-gpu': { activities: { ...gpu, describeWorker: describeWorkerActivity('mella-gpu') }, workflows: false, slotsEnv: 'MELLA_GPU_SLOTS', slots: 1 },
 };
 
 export { QUEUE_NAMES, parseQueue, type QueueName } from './queue-names';

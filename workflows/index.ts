@@ -2,3 +2,4 @@
 export { mellaRun, runProgressQuery } from './mella-run';
 export { mellaLanguageRun, languageProgressQuery } from './language-run';
 export { mellaDoctor } from './doctor';
+export { mellaFinetune, finetuneProgressQuery } from './finetune';

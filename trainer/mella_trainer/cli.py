@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --resume never: clear a previous run's checkpoints, final/ and logs from --output")
     g.add_argument("--save-on-signal", action=argparse.BooleanOptionalAction, default=True,
                    help="on SIGTERM/SIGINT, write a checkpoint at the step boundary before exiting (default: yes)")
+    g.add_argument("--stop-on-stdin-eof", action="store_true",
+                   help="stop as on SIGTERM when stdin reaches EOF or stdout breaks: the launching process died "
+                   "(the fine-tune activity passes it, with stdin a pipe)")
     return p
 
 

@@ -63,8 +63,13 @@ def _json(obj: Any) -> str:
 
 
 def emit(tag: str, rest: str) -> None:
-    sys.stdout.write(f"{tag} {rest}\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(f"{tag} {rest}\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the launcher is gone (see parent.py): stop gracefully instead of crashing
+        from .parent import launcher_gone
+
+        launcher_gone()
 
 
 def emit_json(tag: str, obj: Any) -> None:
@@ -74,14 +79,22 @@ def emit_json(tag: str, obj: Any) -> None:
 def emit_error(err: TrainerError) -> None:
     line = _json(err.payload())
     emit("MELLA_ERROR", line)
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
 
 
 def note(message: str) -> None:
     """A human-readable note for the log: stderr, never parsed."""
-    sys.stderr.write(f"[mella-train] {message}\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(f"[mella-train] {message}\n")
+        sys.stderr.flush()
+    except BrokenPipeError:
+        from .parent import launcher_gone
+
+        launcher_gone()
 
 
 def to_json_line(obj: Any) -> str:
