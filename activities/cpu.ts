@@ -11,4 +11,7 @@ export { filterStageCounters } from './filter/stage/counters';
 export { planCaption } from './caption/stage';
 export { planTranslate } from './translate/stage';
 export { mergeRun } from './merge/stage';
+export { planCrawl } from './crawl/plan';
+export { crawlWarc } from './crawl/warc-source';
+export { crawlHandoff } from './crawl/handoff';
 export { registerFinetuneJob, finishFinetuneJob } from './finetune/jobs';

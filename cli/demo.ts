@@ -4,6 +4,7 @@ import { stateDir } from '../infra/paths';
 import { stackUp } from '../infra/stack/control';
 import { DEFAULT_PORTS } from '../infra/stack/stack';
 import { buildDemoSet } from '../infra/sample-site/demo-set';
+import { buildDemoSite } from '../infra/sample-site/demo-site';
 import { startSampleServer } from '../infra/sample-site/server';
 import { startLlmStandin, type LlmStandin } from '../infra/llm-standin/index';
 import { startWorkers } from '../workers/run-workers';
@@ -42,12 +43,21 @@ export async function runDemo(opts: { langs?: string; json?: boolean }): Promise
   }
   const server = await startSampleServer();
   const languages = opts.langs ? opts.langs.split(',') : undefined;
-  const set = await buildDemoSet(server, path.join(stateDir(), 'demo'), languages);
-  log(`sample set served on ${server.baseUrl} (images drawn and alt texts written by the project); list: ${set.listFile}`);
+  const site = await buildDemoSite(server, languages);
+  // A few deliberately bad input-list lines next to the crawl: they show the ingest stage's reasons.
+  const set = await buildDemoSet(server, path.join(stateDir(), 'demo'), languages, { badLinesOnly: true });
+  log(`sample site served on ${server.baseUrl} (pages, images and alt texts made by the project); seeds: ${Object.values(site.seeds)[0]} ...`);
   const config = parseConfig({
     name: 'demo',
     ...(languages ? { languages } : {}),
     inputs: [{ path: set.listFile }],
+    crawl: {
+      sites: Object.fromEntries(Object.entries(site.seeds).map(([lang, seed]) => [lang, { seeds: [seed] }])),
+      allowPrivateNetworks: ['127.0.0.1/32'],
+      // One local server for every language: no politeness delay needed.
+      perDomainDelayMs: 0,
+      maxDepth: 1,
+    },
     ingest: { allowPrivateNetworks: ['127.0.0.1/32'], fetch: { retries: 1, backoffBaseMs: 200 } },
     ...(process.env.MELLA_CAPTION_MODEL ? { caption: { model: process.env.MELLA_CAPTION_MODEL } } : {}),
     ...(process.env.MELLA_TRANSLATE_MODEL ? { translate: { model: process.env.MELLA_TRANSLATE_MODEL } } : {}),

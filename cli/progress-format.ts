@@ -28,6 +28,11 @@ export function formatSummary(s: RunSummary): string {
   for (const [lang, stages] of Object.entries(s.languages)) {
     for (const [stage, c] of Object.entries(stages)) lines.push(`  ${stage.padEnd(8)} ${lang.padEnd(6)} ${formatCounts(c)}`);
   }
+  for (const [lang, c] of Object.entries(s.crawl ?? {})) {
+    const warc = Object.keys(c.warcSkipped).length ? `; WARC records skipped: ${formatRejected(c.warcSkipped)}` : '';
+    const refresh = c.refresh ? `; against ${c.refresh.previousRun}: pages new ${c.refresh.new}, changed ${c.refresh.changed}, unchanged ${c.refresh.unchanged}, gone ${c.refresh.gone}` : '';
+    lines.push(`  crawl    ${lang.padEnd(6)} images found ${c.images}, sent to ingest ${c.handedOff}${c.skippedKnown ? ` (${c.skippedKnown} known from the previous crawl not sent again)` : ''}${warc}${refresh}`);
+  }
   for (const [lang, f] of Object.entries(s.filter ?? {})) {
     lines.push(`  filter   ${lang.padEnd(6)} images: ${formatCounts(f.images)}`);
     for (const [op, c] of Object.entries(f.operators)) {

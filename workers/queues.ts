@@ -1,5 +1,6 @@
 import * as cpu from '../activities/cpu';
 import * as llm from '../activities/llm-queue';
+import * as browser from '../activities/browser-queue';
 import * as gpu from '../activities/finetune/gpu';
 import { describeWorkerActivity } from '../activities/worker-info';
 
@@ -18,7 +19,7 @@ export const QUEUES: Record<QueueName, QueueSpec> = {
   /** Images, text, metrics, run bookkeeping; also hosts the workflows. */
   'mella-cpu': { activities: { ...cpu, describeWorker: describeWorkerActivity('mella-cpu') }, workflows: true, slotsEnv: 'MELLA_CPU_SLOTS', slots: 8 },
   /** Chromium pages (crawl stage, a later issue): one browser per worker. */
-  'mella-browser': { activities: { describeWorker: describeWorkerActivity('mella-browser') }, workflows: false, slotsEnv: 'MELLA_BROWSER_SLOTS', slots: 2 },
+  'mella-browser': { activities: { ...browser, describeWorker: describeWorkerActivity('mella-browser') }, workflows: false, slotsEnv: 'MELLA_BROWSER_SLOTS', slots: 2 },
   /** Endpoint calls (caption/translate/evaluate): concurrency = the endpoint's limit. */
   'mella-llm': { activities: { ...llm, describeWorker: describeWorkerActivity('mella-llm') }, workflows: false, slotsEnv: 'MELLA_LLM_SLOTS', slots: 16 },
   /** Training: one job per GPU. */

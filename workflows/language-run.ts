@@ -1,4 +1,5 @@
 import {
+  workflowInfo,
   continueAsNew,
   defineQuery,
   proxyActivities,
@@ -8,6 +9,7 @@ import {
 } from '@temporalio/workflow';
 import type * as cpuActivities from '../activities/cpu';
 import type * as llmActivities from '../activities/llm-queue';
+import type * as browserActivities from '../activities/browser-queue';
 import type { LanguageStageName } from '../activities/shared/config';
 import { runShardedStage } from './sharded-stage';
 import { STAGE } from './search-attributes';
@@ -48,8 +50,17 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
     },
   });
 
+  // Pages in a real browser: a batch heartbeats while it renders, so a dead worker's batch moves on fast.
+  const browser = proxyActivities<typeof browserActivities>({
+    taskQueue: 'mella-browser',
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: `${input.heartbeatTimeoutSeconds} seconds`,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', backoffCoefficient: 2, nonRetryableErrorTypes: ['ConfigError'] },
+  });
+
   // Each stage's shard activity, on the task queue of the resource it uses.
-  const shardActivities: Record<LanguageStageName, (a: { runId: string; lang: string; shardIndex: number }) => Promise<ShardResult>> = {
+  const shardActivities: Record<Exclude<LanguageStageName, 'crawl'>, (a: { runId: string; lang: string; shardIndex: number }) => Promise<ShardResult>> = {
     ingest: cpu.ingestShard,
     filter: cpu.filterShard,
     caption: llm.captionShard,
@@ -58,7 +69,7 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
   // How a stage is split into shards: ingest was planned with the whole run; filter plans per language
   // (its shards are ingest's, and planning builds the site alt index).
   // The LLM stages plan their own shard size and window (an endpoint's limits, not the CPU's).
-  const plans: Record<LanguageStageName, () => Promise<{ totalItems: number; shardCount: number; window?: number }>> = {
+  const plans: Record<Exclude<LanguageStageName, 'crawl'>, () => Promise<{ totalItems: number; shardCount: number; window?: number }>> = {
     ingest: () => cpu.stagePlan({ runId, lang, stage: 'ingest' }),
     filter: () => cpu.planFilter({ runId, lang }),
     caption: () => cpu.planCaption({ runId, lang }),
@@ -70,6 +81,11 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
     const p = progress[s]!;
     upsertSearchAttributes([{ key: STAGE, value: stage }]);
     p.status = 'running';
+    if (stage === 'crawl') {
+      await crawlStage(s, p);
+      p.status = 'done';
+      continue;
+    }
     const plan = await plans[stage]();
     p.totalItems = plan.totalItems;
     p.totalShards = plan.shardCount;
@@ -93,6 +109,39 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
     p.status = 'done';
   }
   return { lang, stages: progress };
+
+  /**
+   * The crawl: WARC sources (mella-cpu, a bounded window), then browser batches (mella-browser) until
+   * the frontier is exhausted or the page budget spent, then the handoff of the images to ingest.
+   * After a continue-as-new (only in the batch loop) the WARC sources are done and not counted again.
+   */
+  async function crawlStage(s: number, p: StageProgress) {
+    const resumed = input.carry !== undefined && s === input.carry.stageIndex;
+    const plan = await cpu.planCrawl({ runId, lang, kind: input.kind });
+    p.totalItems = plan.frontier;
+    p.totalShards = plan.warc.length;
+    if (!resumed) {
+      await runShardedStage({
+        shardCount: plan.warc.length,
+        window: input.window,
+        startAt: 0,
+        runShard: (index) => cpu.crawlWarc({ runId, lang, source: plan.warc[index]!, index }),
+        onShardDone: (r: ShardResult) => addShard(p, r),
+      });
+    }
+    if (plan.browser) {
+      for (let batchNo = resumed ? input.carry!.nextShard : 0; ; batchNo++) {
+        const batch = await browser.crawlBatch({ runId, lang, batchNo });
+        addShard(p, batch.result);
+        p.totalItems = batch.frontier;
+        if (batch.exhausted) break;
+        if (workflowInfo().continueAsNewSuggested) {
+          await continueAsNew<typeof mellaLanguageRun>({ ...input, carry: { stageIndex: s, nextShard: batchNo + 1, progress } });
+        }
+      }
+    }
+    await cpu.crawlHandoff({ runId, lang, kind: input.kind });
+  }
 }
 
 function addShard(p: StageProgress, r: ShardResult) {

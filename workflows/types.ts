@@ -73,9 +73,19 @@ export interface RunSummary {
   filter?: Record<string, { images: StageCounts; operators: FilterCounters }>;
   /** LLM stages, per stage and language: requests made, served from the cache, tokens and USD paid, stand-in outputs. */
   llm?: Record<string, Record<string, LlmUsage>>;
+  /** Crawl, per language: images found on harvested pages, handed to ingest, skipped as known (refresh), WARC records skipped; refresh page counts. */
+  crawl?: Record<string, CrawlLanguageSummary>;
   /** The dataset version the merge stage exported. */
   dataset?: DatasetVersionSummary;
   error?: string;
+}
+
+export interface CrawlLanguageSummary {
+  images: number;
+  handedOff: number;
+  skippedKnown: number;
+  warcSkipped: Record<string, number>;
+  refresh?: { previousRun: string; new: number; changed: number; unchanged: number; gone: number };
 }
 
 export interface DatasetVersionSummary {

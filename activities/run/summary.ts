@@ -1,5 +1,6 @@
 import { db } from '../shared/db';
 import { filterCounters } from '../filter/stage/counters';
+import { previousRun } from '../crawl/previous-run';
 import type { DatasetVersionSummary, RunSummary, StageCounts } from '../../workflows/types';
 
 const empty = (): StageCounts => ({ in: 0, kept: 0, rejected: {} });
@@ -54,10 +55,68 @@ export async function computeSummary(runId: string, status: RunSummary['status']
   );
   summary.uniqueImages = Number(unique.rows[0]!.n);
   const stages = run.rows[0]?.stages ?? [];
+  if (stages.includes('crawl')) await addCrawl(summary);
   if (stages.includes('filter')) await addFilter(summary);
   for (const stage of ['caption', 'translate'] as const) if (stages.includes(stage)) await addLlmStage(summary, stage);
   if (stages.includes('merge')) await addDataset(summary);
   return summary;
+}
+
+/**
+ * The crawl: pages visited (in), harvested (kept), rejected by reason (`unchanged` for a refresh's
+ * unchanged pages); per language the images found and handed to ingest, WARC records skipped by
+ * reason, and for a refresh the pages new, changed, unchanged and gone against the previous crawl.
+ */
+async function addCrawl(summary: RunSummary) {
+  const runId = summary.runId;
+  const all = (summary.stages.crawl = empty());
+  summary.crawl = {};
+  for (const [lang, stages] of Object.entries(summary.languages)) {
+    stages.crawl = empty();
+    summary.crawl[lang] = { images: 0, handedOff: 0, skippedKnown: 0, warcSkipped: {} };
+  }
+  const pages = await db().query<{ lang: string; outcome: string; reason: string | null; n: string; images: string }>(
+    'select lang, outcome, reason, count(*) as n, sum(images) as images from crawl_pages where run_id = $1 group by 1, 2, 3',
+    [runId],
+  );
+  for (const r of pages.rows) {
+    const c = summary.languages[r.lang]?.crawl;
+    const x = summary.crawl[r.lang];
+    if (!c || !x) continue;
+    const reason = r.outcome === 'unchanged' ? 'unchanged' : (r.reason ?? 'unknown');
+    add(c, r.outcome === 'harvested' ? 'stored' : 'rejected', reason, Number(r.n));
+    add(all, r.outcome === 'harvested' ? 'stored' : 'rejected', reason, Number(r.n));
+    if (r.outcome === 'harvested') x.images += Number(r.images);
+  }
+  const handoffs = await db().query<{ lang: string; records: number; skipped_known: number }>('select lang, records, skipped_known from crawl_handoffs where run_id = $1', [runId]);
+  for (const h of handoffs.rows) {
+    const x = summary.crawl[h.lang];
+    if (x) Object.assign(x, { handedOff: h.records, skippedKnown: h.skipped_known });
+  }
+  const warc = await db().query<{ lang: string; skipped: Record<string, number> }>('select lang, skipped from crawl_warc_sources where run_id = $1', [runId]);
+  for (const w of warc.rows) {
+    const x = summary.crawl[w.lang];
+    if (x) for (const [reason, n] of Object.entries(w.skipped)) x.warcSkipped[reason] = (x.warcSkipped[reason] ?? 0) + n;
+  }
+  const name = await db().query<{ name: string }>('select name from runs where run_id = $1', [runId]);
+  const prev = name.rows[0] ? await previousRun(runId, name.rows[0].name) : undefined;
+  if (prev) {
+    const diff = await db().query<{ lang: string; new: string; changed: string; unchanged: string; gone: string }>(
+      `with now_ as (select lang, url_key, outcome, content_sha256 from crawl_pages where run_id = $1),
+            before as (select lang, url_key, content_sha256 from crawl_pages where run_id = $2 and outcome in ('harvested', 'unchanged'))
+       select coalesce(n.lang, b.lang) as lang,
+              count(*) filter (where n.outcome = 'harvested' and b.url_key is null) as new,
+              count(*) filter (where n.outcome = 'harvested' and b.url_key is not null) as changed,
+              count(*) filter (where n.outcome = 'unchanged') as unchanged,
+              count(*) filter (where b.url_key is not null and (n.url_key is null or n.outcome = 'rejected')) as gone
+         from now_ n full join before b on b.lang = n.lang and b.url_key = n.url_key group by 1`,
+      [runId, prev],
+    );
+    for (const d of diff.rows) {
+      const x = summary.crawl[d.lang];
+      if (x) x.refresh = { previousRun: prev, new: Number(d.new), changed: Number(d.changed), unchanged: Number(d.unchanged), gone: Number(d.gone) };
+    }
+  }
 }
 
 /** The dataset version the merge stage recorded (absent until it has). */

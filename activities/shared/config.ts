@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { DEFAULT_FILTER_CONFIG, filterConfigSchema } from '../filter/config';
 import { captionConfigSchema, llmConfigSchema, translateConfigSchema } from '../llm/config';
 import { mergeConfigSchema } from '../merge/config';
+import { crawlConfigSchema } from '../crawl/config';
 
 /** The paper's eight languages, the default when a config names none. */
 export const DEFAULT_LANGUAGES = ['ar', 'cs', 'hu', 'ko', 'ru', 'sr', 'th', 'vi'] as const;
@@ -13,13 +14,14 @@ export const DEFAULT_LANGUAGES = ['ar', 'cs', 'hu', 'ko', 'ru', 'sr', 'th', 'vi'
  * Stages in lifecycle order; later issues add crawl, finetune, evaluate. `merge` runs once per run,
  * after every language; the others run per language.
  */
-export const STAGES = ['ingest', 'filter', 'caption', 'translate', 'merge'] as const;
+export const STAGES = ['crawl', 'ingest', 'filter', 'caption', 'translate', 'merge'] as const;
 export type StageName = (typeof STAGES)[number];
 /** The stages a language workflow runs (merge runs once for the whole run). */
 export type LanguageStageName = Exclude<StageName, 'merge'>;
 
 /** What a stage reads: it runs only in a run that also runs these (earlier in the list). */
 export const STAGE_NEEDS: Readonly<Record<StageName, readonly StageName[]>> = {
+  crawl: [],
   ingest: [],
   filter: ['ingest'],
   caption: ['filter'],
@@ -84,6 +86,8 @@ export const runConfigSchema = z
     languages: z.array(languageCode).min(1).default([...DEFAULT_LANGUAGES]),
     stages: z.array(z.enum(STAGES)).min(1).default([...STAGES]),
     inputs: z.array(inputList).default([]),
+    /** Native web pages (browser) and web archives (WARC) per language: the culture source (docs/crawl.md). */
+    crawl: crawlConfigSchema.default(crawlConfigSchema.parse({})),
     ingest: ingest.default(ingest.parse({})),
     /** Operators, thresholds and per-language overrides of the filter stage (docs/filter.md). */
     filter: filterConfigSchema.default(DEFAULT_FILTER_CONFIG),
@@ -138,6 +142,7 @@ export function loadConfigFile(file: string): RunConfig {
   const config = parseConfig(raw ?? {}, file);
   const base = path.dirname(path.resolve(file));
   config.inputs = config.inputs.map((i) => (/^https?:\/\//.test(i.path) ? i : { ...i, path: path.resolve(base, i.path) }));
+  for (const site of Object.values(config.crawl.sites)) site.warc = site.warc.map((w) => (/^https?:\/\//.test(w) ? w : path.resolve(base, w)));
   return config;
 }
 

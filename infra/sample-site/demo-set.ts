@@ -19,50 +19,64 @@ export interface DemoSet {
 /** Languages whose script is not Latin: an English alt fails the script check before language ID. */
 const NON_LATIN = new Set(['ar', 'ko', 'ru', 'th']);
 
+/** One image of the demo set: where it is served, its bytes, the alt it carries, the page it is on. */
+export interface DemoImage {
+  path: string;
+  body: Buffer;
+  alt: string;
+  /** `scene` (kept by the filter stage) or the filter case it shows. */
+  kind: 'scene' | 'icon' | 'banner' | 'copy-small' | 'upload' | 'english';
+  /** The page name it belongs to: the scene's own page, or the language's gallery. */
+  page: string;
+}
+
 /**
- * Records that ingest stores and the filter stage judges, one of each kind per language: an icon too
- * small to train on, a banner, a smaller copy of a scene with the same alt (the image is a near-duplicate
- * and so is its alt), a file name as alt, and an English alt on a target-language page.
+ * The images of one language: the six scenes (drawn by the project, alts written for it), and one
+ * record of each kind the filter stage rejects: an icon too small to train on, a banner, a smaller copy
+ * of a scene with the same alt (the image is a near-duplicate and so is its alt), a file name as alt,
+ * and an English alt on a target-language page.
  */
-async function filterCases(server: SampleServer, lang: string, scene0: Buffer, scene0Alt: string, goodAlt: string): Promise<string[]> {
-  const add = async (name: string, body: Buffer, text: string) => {
-    const p = `/img/${lang}/filter/${name}`;
-    server.set(p, { kind: 'bytes', body, contentType: 'image/jpeg' });
-    return JSON.stringify({ url: server.url(p), text, page_url: server.url(`/${lang}/gallery.html`), lang });
-  };
+export async function demoImages(lang: string): Promise<DemoImage[]> {
+  const texts = ALT_TEXTS[lang];
+  const alt = (scene: (typeof SCENES)[number]) => texts?.[scene] ?? `${scene} (${lang})`;
+  const out: DemoImage[] = [];
+  for (const [i, scene] of SCENES.entries()) {
+    out.push({ path: `/img/${lang}/${scene}.jpg`, body: await drawSceneImage(scene, i + lang.length * 7 + lang.charCodeAt(0)), alt: alt(scene), kind: 'scene', page: scene });
+  }
   const seed = lang.charCodeAt(0) * 13 + (lang.charCodeAt(1) || 0);
-  return [
-    await add('icon.jpg', await drawSceneImage('soup', seed + 1, 120, 90), goodAlt),
-    await add('banner.jpg', await drawSceneImage('river-sunset', seed + 2, 1600, 200), goodAlt),
-    await add('copy-small.jpg', await sharp(scene0).resize(600, 450).jpeg({ quality: 80 }).toBuffer(), scene0Alt),
+  const f = (name: DemoImage['kind'], body: Buffer, text: string): DemoImage => ({ path: `/img/${lang}/filter/${name}.jpg`, body, alt: text, kind: name, page: 'gallery' });
+  const goodAlt = alt(SCENES[2]);
+  out.push(
+    f('icon', await drawSceneImage('soup', seed + 1, 120, 90), goodAlt),
+    f('banner', await drawSceneImage('river-sunset', seed + 2, 1600, 200), goodAlt),
+    f('copy-small', await sharp(out[0]!.body).resize(600, 450).jpeg({ quality: 80 }).toBuffer(), out[0]!.alt),
     // Flipped and negated, so that these two differ from every scene in pHash too (the drawings share
     // a sky-over-hills layout that a 64-bit pHash sees as similar).
-    await add('upload.jpg', await sharp(await drawSceneImage('old-church', seed + 3)).flip().jpeg().toBuffer(), 'IMG_2041.JPG'),
-    await add('english.jpg', await sharp(await drawSceneImage('mountain-village', seed + 4)).negate({ alpha: false }).jpeg().toBuffer(), 'A quiet mountain village with red roofs and a church tower at sunset'),
-  ];
+    f('upload', await sharp(await drawSceneImage('old-church', seed + 3)).flip().jpeg().toBuffer(), 'IMG_2041.JPG'),
+    f('english', await sharp(await drawSceneImage('mountain-village', seed + 4)).negate({ alpha: false }).jpeg().toBuffer(), 'A quiet mountain village with red roofs and a church tower at sunset'),
+  );
+  return out;
+}
+
+/** What the filter stage must do with one language of the demo set (either presentation). */
+export function expectedFilterRejections(lang: string): Record<string, number> {
+  return { too_small: 1, extreme_aspect_ratio: 1, near_duplicate_text: 1, boilerplate_file_name: 1, [NON_LATIN.has(lang) ? 'wrong_script' : 'wrong_language']: 1 };
 }
 
 /**
  * Builds the demo's image-text list: the six scenes in every language (images drawn by the project,
  * alt texts written for it), served by `server`, plus a handful of bad lines that show the rejection
  * reasons (missing image, HTML served as JPEG, a truncated JPEG, a repeated URL, a malformed line),
- * and per language the records the filter stage rejects (see filterCases).
+ * and per language the records the filter stage rejects (see demoImages).
  */
-export async function buildDemoSet(server: SampleServer, dir: string, languages = Object.keys(ALT_TEXTS)): Promise<DemoSet> {
+export async function buildDemoSet(server: SampleServer, dir: string, languages = Object.keys(ALT_TEXTS), opts: { badLinesOnly?: boolean } = {}): Promise<DemoSet> {
   await fs.mkdir(dir, { recursive: true });
   const lines: string[] = [];
-  for (const lang of languages) {
-    const texts = ALT_TEXTS[lang];
-    const alt = (scene: (typeof SCENES)[number]) => texts?.[scene] ?? `${scene} (${lang})`;
-    let scene0: Buffer | undefined;
-    for (const [i, scene] of SCENES.entries()) {
-      const p = `/img/${lang}/${scene}.jpg`;
-      const body = await drawSceneImage(scene, i + lang.length * 7 + lang.charCodeAt(0));
-      scene0 ??= body;
-      server.set(p, { kind: 'bytes', body, contentType: 'image/jpeg' });
-      lines.push(JSON.stringify({ url: server.url(p), text: alt(scene), page_url: server.url(`/${lang}/${scene}.html`), lang }));
+  for (const lang of opts.badLinesOnly ? [] : languages) {
+    for (const im of await demoImages(lang)) {
+      server.set(im.path, { kind: 'bytes', body: im.body, contentType: 'image/jpeg' });
+      lines.push(JSON.stringify({ url: server.url(im.path), text: im.alt, page_url: server.url(`/${lang}/${im.page}.html`), lang }));
     }
-    lines.push(...(await filterCases(server, lang, scene0!, alt(SCENES[0]), alt(SCENES[2]))));
   }
   const [firstLang] = languages;
   const good = await drawSceneImage('soup', 999);
@@ -72,7 +86,7 @@ export async function buildDemoSet(server: SampleServer, dir: string, languages 
     JSON.stringify({ url: server.url('/bad/missing.jpg'), text: 'an image that is gone', lang: firstLang }),
     JSON.stringify({ url: server.url('/bad/html-as-jpeg.jpg'), text: 'a page served as a JPEG', lang: firstLang }),
     JSON.stringify({ url: server.url('/bad/truncated.jpg'), text: 'a JPEG cut short', lang: firstLang }),
-    lines[0]!, // the same URL again
+    lines[0] ?? JSON.stringify({ url: server.url('/bad/missing.jpg'), text: 'the same URL again', lang: firstLang }), // the same URL again
     '{"url": "this line is not JSON',
   );
   const listFile = path.join(dir, 'demo-list.jsonl');
@@ -82,11 +96,6 @@ export async function buildDemoSet(server: SampleServer, dir: string, languages 
     goodPerLanguage: SCENES.length + 5,
     expectedRejections: { http_404: 1, not_an_image: 1, decode_error: 1, duplicate: 1, malformed_line: 1 },
     filterKeptPerLanguage: SCENES.length,
-    expectedFilterRejections: Object.fromEntries(
-      languages.map((lang) => [
-        lang,
-        { too_small: 1, extreme_aspect_ratio: 1, near_duplicate_text: 1, boilerplate_file_name: 1, [NON_LATIN.has(lang) ? 'wrong_script' : 'wrong_language']: 1 },
-      ]),
-    ),
+    expectedFilterRejections: Object.fromEntries(languages.map((lang) => [lang, expectedFilterRejections(lang)])),
   };
 }

@@ -1,0 +1,164 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRun, waitRun } from '../cli/runs';
+import { buildDemoSite, type DemoSite } from '../infra/sample-site/demo-site';
+import { drawSceneImage } from '../infra/sample-site/images';
+import { startSampleServer, type SampleServer } from '../infra/sample-site/server';
+import { startWorkers, type RunningWorkers } from '../workers/run-workers';
+import type { RunKind, RunSummary } from '../workflows/types';
+import { HAVE_REAL_FIXTURES, REAL_FIXTURES } from './support/fixtures';
+import { dbClient, spawnWorker, stopProcess, testConfig, uniqueRunId, waitFor, withCliClient, workerReady } from './support/pipeline';
+
+let server: SampleServer;
+let workers: RunningWorkers;
+let site: DemoSite;
+const pool = dbClient();
+const LANGS = ['th', 'cs'];
+
+beforeAll(async () => {
+  server = await startSampleServer();
+  site = await buildDemoSite(server, LANGS);
+  workers = await startWorkers(['mella-cpu', 'mella-browser']);
+});
+afterAll(async () => {
+  await workers?.stop();
+  await server?.close();
+  await pool.end();
+});
+
+const crawlConfig = (name: string, stages: string[], extra: Record<string, unknown> = {}) =>
+  testConfig({
+    name,
+    languages: LANGS,
+    stages,
+    inputs: [],
+    crawl: {
+      sites: Object.fromEntries(LANGS.map((l) => [l, { seeds: [site.seeds[l]] }])),
+      allowPrivateNetworks: ['127.0.0.1/32'],
+      perDomainDelayMs: 0,
+      maxDepth: 1,
+      batchSize: 4,
+      render: { settleMs: 500, scrollSteps: 4 },
+      ...extra,
+    },
+  });
+
+async function run(config: ReturnType<typeof crawlConfig>, kind: RunKind = 'manual', label = 'crawl'): Promise<RunSummary> {
+  const runId = uniqueRunId(label);
+  return withCliClient(async (c) => {
+    await startRun(c, config, { runId, kind });
+    return waitRun(c, runId);
+  });
+}
+
+describe('crawl stage with a real browser', () => {
+  let first: RunSummary;
+
+  it('harvests native alts from the target-language pages, skips robots-disallowed and other-language pages, and feeds ingest and filter', async () => {
+    first = await run(crawlConfig(`crawl-${process.pid}`, ['crawl', 'ingest', 'filter']));
+    expect(first.status).toBe('completed');
+    for (const lang of LANGS) {
+      expect(first.languages[lang]!.crawl).toEqual({
+        in: site.harvestedPerLanguage + 2,
+        kept: site.harvestedPerLanguage,
+        rejected: { declared_other_language: 1, robots_disallowed: 1 },
+      });
+      // 6 scenes + 5 gallery cases + the logo on each of the 8 harvested pages.
+      expect(first.crawl![lang]).toMatchObject({ images: 6 + 5 + 8, handedOff: 6 + 5 + 8 });
+      // The logo is one download; its other 7 records are duplicates.
+      expect(first.languages[lang]!.ingest).toMatchObject({ in: 19, kept: 12, rejected: { duplicate: 7 } });
+      expect(first.languages[lang]!.filter!.kept).toBe(6);
+    }
+    // Lazy images (every second scene page) were resolved after scrolling: the real URL, with its alt and figcaption.
+    const { rows } = await pool.query<{ image_url: string; alt: string; context: string; context_source: string; natural_width: number | null }>(
+      `select i.image_url, i.alt, i.context, i.context_source, i.natural_width from crawl_images i
+        where i.run_id = $1 and i.lang = 'th' and i.image_url like '%/img/th/%' and i.image_url not like '%/filter/%' order by i.image_url`,
+      [first.runId],
+    );
+    expect(rows).toHaveLength(6);
+    for (const r of rows) {
+      expect(r.image_url).toMatch(/\/img\/th\/[a-z-]+\.jpg$/);
+      expect(r.alt).toMatch(/\p{Script=Thai}/u);
+      expect(r).toMatchObject({ context: r.alt, context_source: 'figcaption' });
+    }
+    // Page facts reach ingest records for the filter stage.
+    const rec = await pool.query<{ extra: { page_title: string; site_name: string } }>(
+      `select extra from ingest_records where run_id = $1 and lang = 'cs' and source = 'crawl:browser' limit 1`,
+      [first.runId],
+    );
+    expect(rec.rows[0]!.extra.site_name).toBe('MELLA demo cs');
+  });
+
+  it('a refresh revisits known pages, skips the unchanged ones and sends only new images downstream', async () => {
+    const name = `crawl-${process.pid}`;
+    const again = await run(crawlConfig(name, ['crawl', 'ingest']), 'refresh', 'refresh');
+    expect(again.status).toBe('completed');
+    for (const lang of LANGS) {
+      expect(again.crawl![lang]).toMatchObject({ handedOff: 0, refresh: { new: 0, changed: 0, unchanged: site.harvestedPerLanguage, gone: 0 } });
+      expect(again.languages[lang]!.crawl!.rejected.unchanged).toBe(site.harvestedPerLanguage);
+    }
+    // One page changes: a new picture on the Czech gallery.
+    server.set('/img/cs/new-picture.jpg', { kind: 'bytes', body: await drawSceneImage('new-picture', 7), contentType: 'image/jpeg' });
+    const gallery = await (await fetch(server.url('/site/cs/gallery.html'))).text();
+    server.set('/site/cs/gallery.html', {
+      kind: 'bytes',
+      body: Buffer.from(gallery.replace('</main>', '<img src="/img/cs/new-picture.jpg" alt="Nový obrázek pražského mostu při západu slunce"></main>')),
+      contentType: 'text/html; charset=utf-8',
+    });
+    const third = await run(crawlConfig(name, ['crawl', 'ingest']), 'refresh', 'refresh');
+    expect(third.crawl!.cs).toMatchObject({ handedOff: 1, refresh: { changed: 1, unchanged: site.harvestedPerLanguage - 1 } });
+    expect(third.crawl!.th).toMatchObject({ handedOff: 0 });
+    expect(third.languages.cs!.ingest).toMatchObject({ in: 1, kept: 1 });
+  });
+
+  it('survives a SIGKILLed browser worker in the middle of the crawl: every page once, none lost', async () => {
+    await workers.stop();
+    let browserWorker = spawnWorker(['browser']);
+    const cpu = await startWorkers(['mella-cpu']);
+    try {
+      await workerReady(browserWorker);
+      const runId = uniqueRunId('crawl-kill');
+      const config = crawlConfig(`crawl-kill-${process.pid}`, ['crawl'], { batchSize: 2, render: { settleMs: 800, scrollSteps: 4 } });
+      await withCliClient((c) => startRun(c, config, { runId, kind: 'manual' }));
+      const pagesDone = async () => Number((await pool.query('select count(*) from crawl_pages where run_id = $1', [runId])).rows[0].count);
+      await waitFor(async () => (await pagesDone()) >= 3, 120_000, 'three pages of the crawl');
+      await stopProcess(browserWorker, 'SIGKILL');
+      expect(await pagesDone()).toBeLessThan(2 * (site.harvestedPerLanguage + 2));
+      browserWorker = spawnWorker(['browser']);
+      await workerReady(browserWorker);
+      const summary = await withCliClient((c) => waitRun(c, runId));
+      expect(summary.status).toBe('completed');
+      for (const lang of LANGS) expect(summary.languages[lang]!.crawl).toMatchObject({ in: site.harvestedPerLanguage + 2, kept: site.harvestedPerLanguage });
+      const dup = await pool.query(`select count(*)::int as n from crawl_frontier where run_id = $1 and status <> 'done'`, [runId]);
+      expect(dup.rows[0].n).toBe(0);
+    } finally {
+      await stopProcess(browserWorker);
+      await cpu.stop();
+      workers = await startWorkers(['mella-cpu', 'mella-browser']);
+    }
+  });
+});
+
+describe.skipIf(!HAVE_REAL_FIXTURES)('crawl stage from WARC archives', () => {
+  it('reads pages and images from real WARC files, counts what it skipped, and hands the images to ingest', async () => {
+    const warc = (f: string) => path.join(REAL_FIXTURES, 'warc', f);
+    const config = testConfig({
+      name: `warc-${process.pid}`,
+      languages: ['zh'],
+      stages: ['crawl'],
+      inputs: [],
+      crawl: { sites: { zh: { warc: [warc('CmonCrawl__mini.warc.gz'), warc('warcio__example-trunc.warc')] } }, languageControl: { enabled: false } },
+    });
+    const summary = await run(config, 'manual', 'warc');
+    expect(summary.status).toBe('completed');
+    expect(summary.languages.zh!.crawl).toMatchObject({ in: 1, kept: 1 });
+    expect(summary.crawl!.zh).toMatchObject({ images: 9, handedOff: 9, warcSkipped: { not_response: 5, truncated_body: 1 } });
+    const { rows } = await pool.query<{ text: string | null; page_url: string; source: string }>(
+      `select text, page_url, source from ingest_records where run_id = $1 order by seq`,
+      [summary.runId],
+    );
+    expect(rows).toHaveLength(9);
+    expect(rows.every((r) => r.source.startsWith('crawl:warc:') && r.page_url.startsWith('http'))).toBe(true);
+    expect(rows.some((r) => r.text && /\p{Script=Han}/u.test(r.text))).toBe(true);
+  });
+});
