@@ -26,11 +26,10 @@
  * - No connection reuse (`agent: false`): every request owns its socket and the socket is destroyed
  *   when the request settles, whatever the outcome. TLS certificates are verified.
  */
-import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import ipaddr from 'ipaddr.js';
+import { AddressGuard, BlockedAddressError } from '../shared/address-guard';
 
 export interface FetchPolicy {
   /** DNS resolution + TCP connect + TLS handshake, per request. */
@@ -126,104 +125,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Statuses worth another attempt: overload, throttling and gateway trouble. */
 const RETRYABLE_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
-
-// ---------------------------------------------------------------------------------------------
-// SSRF guard
-// ---------------------------------------------------------------------------------------------
-
-type IpAddress = ipaddr.IPv4 | ipaddr.IPv6;
-
-/** Global unicast IPv6 space (2000::/3). Anything outside it is unallocated or special-purpose. */
-const IPV6_GLOBAL_UNICAST = ipaddr.IPv6.parseCIDR('2000::/3');
-
-/** Thrown from our `lookup` and recognised when the request fails; never escapes `fetch()`. */
-class BlockedAddressError extends Error {
-  constructor(
-    readonly host: string,
-    readonly address: string,
-    readonly range: string,
-  ) {
-    super(`${host} resolves to ${address} (${range}), which is not a public address`);
-    this.name = 'BlockedAddressError';
-  }
-}
-
-class AddressGuard {
-  private readonly allowed: Array<[IpAddress, number]>;
-
-  /** @throws TypeError for an entry that is neither an IP nor a CIDR (a configuration error). */
-  constructor(allowPrivateNetworks: readonly string[]) {
-    this.allowed = allowPrivateNetworks.map((entry) => {
-      const text = entry.trim();
-      if (ipaddr.isValidCIDR(text)) return ipaddr.parseCIDR(text);
-      if (ipaddr.isValid(text)) {
-        const addr = ipaddr.parse(text);
-        return [addr, addr.kind() === 'ipv4' ? 32 : 128];
-      }
-      throw new TypeError(`allowPrivateNetworks: "${entry}" is not an IP address or CIDR`);
-    });
-  }
-
-  /** Returns null when the address may be connected to, else the name of the range that blocks it. */
-  blockedRange(address: string): string | null {
-    let addr: IpAddress;
-    try {
-      addr = ipaddr.parse(address);
-    } catch {
-      return 'unparseable';
-    }
-    // An IPv4-mapped IPv6 address (::ffff:10.0.0.1) reaches the IPv4 host: judge that host.
-    if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
-      addr = (addr as ipaddr.IPv6).toIPv4Address();
-    }
-    if (this.isAllowListed(addr)) return null;
-    const range = addr.range();
-    if (range !== 'unicast') return range;
-    // ipaddr.js calls everything it has no name for "unicast", including IPv4-compatible
-    // (::a.b.c.d) and unallocated IPv6 space; only global unicast 2000::/3 is really public.
-    // NAT64 (64:ff9b::/96, range "rfc6052") is blocked too: it would need its own embedded-IPv4 check.
-    if (addr.kind() === 'ipv6' && !addr.match(IPV6_GLOBAL_UNICAST)) return 'nonGlobalIPv6';
-    return null;
-  }
-
-  private isAllowListed(addr: IpAddress): boolean {
-    return this.allowed.some(([net, bits]) => {
-      if (net.kind() !== addr.kind()) return false;
-      return addr.match(net, bits);
-    });
-  }
-
-  /**
-   * A `lookup` for http.request: resolves every address of the name and refuses the connection
-   * unless all of them pass. The socket then connects only to addresses returned here, so a name
-   * cannot be re-resolved to something else between the check and the connect.
-   */
-  lookup(): net.LookupFunction {
-    return (hostname, options, callback) => {
-      dns.lookup(hostname, { family: options.family ?? 0, hints: options.hints, all: true }, (err, addresses) => {
-        if (err) {
-          callback(err, '', 0);
-          return;
-        }
-        if (addresses.length === 0) {
-          const noData: NodeJS.ErrnoException = new Error(`no addresses for ${hostname}`);
-          noData.code = 'ENOTFOUND';
-          callback(noData, '', 0);
-          return;
-        }
-        for (const { address } of addresses) {
-          const range = this.blockedRange(address);
-          if (range !== null) {
-            callback(new BlockedAddressError(hostname, address, range), '', 0);
-            return;
-          }
-        }
-        if (options.all) callback(null, addresses);
-        else callback(null, addresses[0]!.address, addresses[0]!.family);
-      });
-    };
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Per-host limiter

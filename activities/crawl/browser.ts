@@ -1,0 +1,1146 @@
+/**
+ * The browser layer of the crawl stage: render one page in Debian's Chromium (driven by
+ * playwright-core), scroll it so lazy loaders fire, let the network settle, and return the rendered
+ * DOM's extraction (extract-images.ts) with the live facts of its images. No Temporal, no database:
+ * the `mella-browser` activity owns one `PageRenderer` per worker process and feeds it URLs from the
+ * frontier. docs/crawl.md ("Browser rendering") describes the behaviour; the comments here say where
+ * each rule is applied.
+ *
+ * - One browser per renderer, relaunched every `recycleAfterPages` pages (memory stays bounded) and
+ *   after it dies. A fresh BrowserContext per page: no cookies, storage or cache shared between
+ *   pages; downloads refused, service workers blocked, dialogs dismissed, popups closed.
+ * - Every connection of the page goes through a per-page guarded proxy (guard-proxy.ts): the SSRF
+ *   guard, redirects, WebSockets and prefetches included, and without a DNS check/use gap.
+ *   `context.route('**\/*')` adds the per-request policy: only http(s), fonts and media aborted, the
+ *   page's byte budget, and the offline origin map that tests use.
+ * - Bounded everywhere: navigation, load, scroll, settle and extraction run inside one `maxTimeMs`
+ *   budget; when it runs out the context is closed and the render answers `page_timeout`.
+ * - `render` never throws for a bad page: every outcome is a `RenderResult`. It throws only when the
+ *   browser cannot be launched at all (a configuration or host problem the activity should retry).
+ */
+import { randomUUID } from 'node:crypto';
+import dns from 'node:dns';
+import net from 'node:net';
+import { chromium, errors as playwrightErrors } from 'playwright-core';
+import type { Browser, BrowserContext, CDPSession, Page, Request, Response, Route } from 'playwright-core';
+import { AddressGuard } from '../shared/address-guard';
+import { findBrowserPid, isAlive, isRunning, processTreeMemory, resolveChromiumExecutable, type ChromiumExecutable } from './chromium-process';
+import { factsExpression, keyDomFacts, scrollExpression, type ImageDomFacts, type RawPageFacts } from './dom-facts';
+import { extractImages, type ExtractOptions, type PageExtraction } from './extract-images';
+import { GuardProxy, joinHostPort, type ProxyEvent } from './guard-proxy';
+import { DEFAULT_USER_AGENT } from './robots';
+
+export type { ImageDomFacts } from './dom-facts';
+
+// ---------------------------------------------------------------------------------------------------
+// Options and results
+
+export interface BrowserPoolOptions {
+  /** Default: env `MELLA_CHROMIUM_PATH`, else `/usr/bin/chromium` (Debian's launcher is looked through), else `which chromium`. */
+  executablePath?: string;
+  /** Relaunch the browser after this many pages to bound its memory (default 100). */
+  recycleAfterPages: number;
+  /** Sent as `User-Agent` (default: robots.ts's `DEFAULT_USER_AGENT`, whose product token robots.txt rules match). */
+  userAgent: string;
+  /** CIDRs or IPs exempt from the SSRF guard (tests: `['127.0.0.1/32']`); empty = only public addresses. */
+  allowPrivateNetworks: string[];
+  /** Viewport in CSS pixels (default 1280×800, device scale factor 1). */
+  viewport?: { width: number; height: number };
+  /** Browser launch limit (default 30,000 ms). */
+  launchTimeoutMs?: number;
+  /** Extra Chromium switches, appended after ours. */
+  extraArgs?: string[];
+}
+
+export const DEFAULT_BROWSER_POOL_OPTIONS: Readonly<BrowserPoolOptions> = Object.freeze({
+  recycleAfterPages: 100,
+  userAgent: DEFAULT_USER_AGENT,
+  allowPrivateNetworks: [],
+});
+
+export interface RenderOptions {
+  /** Until DOMContentLoaded of the main document, redirects included (default 20,000 ms). */
+  navigationTimeoutMs?: number;
+  /** Bound of each wait for quiet: for the load event, and for network idle after scrolling (default 2,000 ms). */
+  settleMs?: number;
+  /** Network idle = no request in flight for this long (default 300 ms). */
+  idleQuietMs?: number;
+  /** Scroll to the bottom in this many steps (default 6; 0 = no scrolling). */
+  scrollSteps?: number;
+  /** Wait after each scroll step (default 120 ms). */
+  scrollStepMs?: number;
+  /**
+   * Bytes per page, all responses together (default 10 MiB), counted twice: on the wire by the
+   * proxy, which cuts every origin connection when it is passed, and decoded (DevTools events), which
+   * also catches compression bombs. A main document over it, or still loading when it runs out:
+   * `too_large`. Otherwise later requests are refused (`page_budget`), loading is stopped, and the
+   * page is still extracted with `truncated: true`. The serialized DOM is limited to this many
+   * characters as well.
+   */
+  maxPageBytes?: number;
+  /** The whole page, from context creation to extraction (default 45,000 ms). */
+  maxTimeMs?: number;
+  /** `Accept-Language` and `navigator.language`, e.g. `th-TH` (default: Chromium's, en-US). */
+  locale?: string;
+  /** Passed to `extractImages` (`httpContentLanguage` comes from the response). */
+  extract?: Omit<ExtractOptions, 'httpContentLanguage'>;
+  /**
+   * TEST AID, for machines that cannot reach the web: requests to these origins are fetched from a
+   * local base URL instead and fulfilled to the page as if they came from the origin. Keys are
+   * origins (`https://vnexpress.net`) or `*` (any origin not listed); values are base URLs. An
+   * origin key maps `<origin><path>` to `<base><path>`; `*` maps it to `<base>/<host><path>`. The
+   * local fetch goes through the same SSRF guard. Redirect hops are not remapped. Never set it in
+   * production.
+   */
+  offlineOrigins?: Record<string, string>;
+}
+
+const RENDER_DEFAULTS = {
+  navigationTimeoutMs: 20_000,
+  settleMs: 2_000,
+  idleQuietMs: 300,
+  scrollSteps: 6,
+  scrollStepMs: 120,
+  maxPageBytes: 10 * 1024 * 1024,
+  maxTimeMs: 45_000,
+};
+
+export type RenderFailureReason =
+  | 'ssrf_blocked'
+  | 'navigation_timeout'
+  | 'page_timeout'
+  | `http_${number}`
+  | 'not_html'
+  | 'too_large'
+  | 'download'
+  | 'browser_crashed'
+  | 'aborted'
+  | 'unsupported_scheme'
+  | 'invalid_url'
+  | 'dns_error'
+  | 'network_error';
+
+/** Why a request of the page was refused. */
+export type BlockReason = 'private_address' | 'unsupported_scheme' | 'font' | 'media' | 'page_budget' | 'proxy_refused';
+
+export interface BlockedRequest {
+  /** The request URL; `host:port` for a refused tunnel no request could be matched to (a WebSocket). */
+  url: string;
+  reason: BlockReason;
+  detail?: string;
+}
+
+export interface RenderTimings {
+  /** Launching a browser for this page (0 when one was running). */
+  launchMs: number;
+  navigationMs: number;
+  loadMs: number;
+  scrollMs: number;
+  settleMs: number;
+  extractMs: number;
+  totalMs: number;
+}
+
+export interface RenderNetwork {
+  /** Requests the page issued (redirect hops count once). */
+  requests: number;
+  /** Of those, failed or aborted. */
+  failed: number;
+  /** Response body bytes, decoded, as DevTools reported them. */
+  bytes: number;
+  /** Bytes the proxy received from origins (headers and TLS included); the budget's hard count. */
+  wireBytes: number;
+  /** Network idle was reached before `settleMs` ran out. */
+  settled: boolean;
+  /** Connections the proxy could not make, by reason (`dns_error`, `connect_timeout`, ...); refusals are in `blocked`. */
+  proxyErrors: Partial<Record<string, number>>;
+}
+
+export interface RenderSuccess {
+  ok: true;
+  /** `page.url()` when the DOM was read (after redirects and script navigations). */
+  finalUrl: string;
+  status: number;
+  headers: { etag?: string; lastModified?: string; contentLanguage?: string; contentType?: string };
+  /** `<!DOCTYPE html>` (when the document has one) + `document.documentElement.outerHTML`. */
+  html: string;
+  extraction: PageExtraction;
+  /** Live facts per image, keyed by every URL an `<img>` offers (see dom-facts.ts `keyDomFacts`). */
+  dom: Record<string, ImageDomFacts>;
+  /** `<img>` elements in the live DOM. */
+  domImages: number;
+  blocked: BlockedRequest[];
+  /** The byte budget ran out: later requests were aborted and loading was stopped. */
+  truncated: boolean;
+  dialogsDismissed: number;
+  popupsClosed: number;
+  /** Main-frame navigation URLs in order: the requested URL, redirect hops, script navigations. */
+  navigations: string[];
+  network: RenderNetwork;
+  timings: RenderTimings;
+}
+
+export interface RenderFailure {
+  ok: false;
+  reason: RenderFailureReason;
+  detail: string;
+  finalUrl?: string;
+  blocked?: BlockedRequest[];
+  timings?: Partial<RenderTimings>;
+}
+
+export type RenderResult = RenderSuccess | RenderFailure;
+
+export interface RendererStats {
+  executablePath: string;
+  browserVersion: string | null;
+  /** `render` calls that reached the browser (invalid URLs are not counted). */
+  pagesRendered: number;
+  pagesOk: number;
+  failures: Partial<Record<string, number>>;
+  /** Browser launches, the first one included. */
+  launches: number;
+  /** `launches - 1`: after `recycleAfterPages` (`recycles`) or after the browser died (`crashes`). */
+  relaunches: number;
+  recycles: number;
+  crashes: number;
+  /** Requests refused, by reason, over all pages. */
+  blocked: Partial<Record<BlockReason, number>>;
+  /** Decoded response body bytes over all pages. */
+  bytes: number;
+  wireBytes: number;
+  dialogsDismissed: number;
+  popupsClosed: number;
+  activePages: number;
+  /** Pages started on the current browser. */
+  pagesOnCurrentBrowser: number;
+}
+
+export class BrowserLaunchError extends Error {
+  constructor(message: string, readonly executablePath: string) {
+    super(message);
+    this.name = 'BrowserLaunchError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Launch
+
+/** The crawl's switches (playwright-core adds its own automation defaults before these). */
+export const CHROMIUM_ARGS: readonly string[] = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  // Keep cross-site iframes in the page's renderer process: fewer processes per page. (Not a
+  // safety measure: the proxy sees the frames' connections either way.)
+  '--disable-site-isolation-trials',
+  // WebRTC may not open UDP sockets that bypass the proxy (STUN to internal addresses).
+  '--force-webrtc-ip-handling-policy=disable_non_proxied_udp',
+];
+
+/** Playwright disables Chromium's popup blocker; we want it: no page of ours ever has a user gesture. */
+const IGNORED_DEFAULT_ARGS = ['--disable-popup-blocking'];
+
+interface BrowserSlot {
+  browser: Browser;
+  pid: number | null;
+  pages: number;
+  active: number;
+  retired: boolean;
+  dead: boolean;
+  closing: boolean;
+  /** Renders on this browser, told when it dies ('crash') or is closed under them ('closed'). */
+  onDeath: Set<(why: 'crash' | 'closed') => void>;
+}
+
+/** Thrown inside a render when the browser was gone before the page started; the render relaunches once. */
+class BrowserGoneError extends Error {}
+
+// ---------------------------------------------------------------------------------------------------
+// PageRenderer
+
+export class PageRenderer {
+  private readonly opts: BrowserPoolOptions & { viewport: { width: number; height: number }; launchTimeoutMs: number };
+  private readonly executable: ChromiumExecutable;
+  private readonly guard: AddressGuard;
+  private current: BrowserSlot | null = null;
+  private launching: Promise<BrowserSlot> | null = null;
+  private readonly slots = new Set<BrowserSlot>();
+  private closed = false;
+  private version: string | null = null;
+  private readonly counters = {
+    pagesRendered: 0,
+    pagesOk: 0,
+    failures: {} as Partial<Record<string, number>>,
+    launches: 0,
+    recycles: 0,
+    crashes: 0,
+    blocked: {} as Partial<Record<BlockReason, number>>,
+    bytes: 0,
+    wireBytes: 0,
+    dialogsDismissed: 0,
+    popupsClosed: 0,
+    activePages: 0,
+  };
+
+  private constructor(options: Partial<BrowserPoolOptions>) {
+    const recycle = options.recycleAfterPages ?? DEFAULT_BROWSER_POOL_OPTIONS.recycleAfterPages;
+    if (!Number.isInteger(recycle) || recycle < 1) throw new RangeError(`recycleAfterPages must be an integer >= 1, got ${String(recycle)}`);
+    this.opts = {
+      ...DEFAULT_BROWSER_POOL_OPTIONS,
+      ...options,
+      recycleAfterPages: recycle,
+      allowPrivateNetworks: [...(options.allowPrivateNetworks ?? [])],
+      viewport: options.viewport ?? { width: 1280, height: 800 },
+      launchTimeoutMs: options.launchTimeoutMs ?? 30_000,
+    };
+    this.executable = resolveChromiumExecutable(options.executablePath);
+    this.guard = new AddressGuard(this.opts.allowPrivateNetworks); // throws TypeError for a bad CIDR
+  }
+
+  /** Resolves the executable and launches the browser (so a broken setup fails here, not on the first page). */
+  static async launch(options: Partial<BrowserPoolOptions> = {}): Promise<PageRenderer> {
+    const renderer = new PageRenderer(options);
+    renderer.current = await renderer.launchSlot();
+    return renderer;
+  }
+
+  stats(): RendererStats {
+    const c = this.counters;
+    return {
+      executablePath: this.executable.path,
+      browserVersion: this.version,
+      pagesRendered: c.pagesRendered,
+      pagesOk: c.pagesOk,
+      failures: { ...c.failures },
+      launches: c.launches,
+      relaunches: Math.max(0, c.launches - 1),
+      recycles: c.recycles,
+      crashes: c.crashes,
+      blocked: { ...c.blocked },
+      bytes: c.bytes,
+      wireBytes: c.wireBytes,
+      dialogsDismissed: c.dialogsDismissed,
+      popupsClosed: c.popupsClosed,
+      activePages: c.activePages,
+      pagesOnCurrentBrowser: this.current?.pages ?? 0,
+    };
+  }
+
+  /** The current browser's pid (Linux), for monitoring; null when none is running or it cannot be found. */
+  browserPid(): number | null {
+    const slot = this.current;
+    return slot && !slot.dead ? slot.pid : null;
+  }
+
+  /**
+   * Memory of the current browser and all its child processes (renderers, utility, zygote), Linux
+   * only: `rssBytes` sums their RSS (shared pages once per process), `pssBytes` their PSS.
+   */
+  memory(): { pid: number | null; processes: number; rssBytes: number; pssBytes: number } {
+    const pid = this.browserPid();
+    if (pid === null) return { pid: null, processes: 0, rssBytes: 0, pssBytes: 0 };
+    const m = processTreeMemory(pid);
+    return { pid, processes: m.pids.length, rssBytes: m.rssBytes, pssBytes: m.pssBytes };
+  }
+
+  /** Closes every browser. Renders in flight end as `aborted`. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const pending = this.launching;
+    if (pending) await pending.catch(() => undefined);
+    this.current = null;
+    await Promise.all([...this.slots].map((slot) => this.closeSlot(slot)));
+  }
+
+  /** Renders one page; see the file comment and docs/crawl.md. */
+  async render(url: string, options: RenderOptions = {}, signal?: AbortSignal): Promise<RenderResult> {
+    const started = Date.now();
+    const o = resolveRenderOptions(options);
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      return { ok: false, reason: 'invalid_url', detail: `not an absolute URL: ${truncate(String(url))}` };
+    }
+    if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+      return { ok: false, reason: 'unsupported_scheme', detail: `scheme ${target.protocol.replace(/:$/, '')} is not http or https` };
+    }
+    if (!target.hostname) return { ok: false, reason: 'invalid_url', detail: `no host in ${truncate(target.href)}` };
+    // credentials in a URL are never sent (nor stored); the fragment stays (scripts may read it)
+    target.username = '';
+    target.password = '';
+    if (this.closed) return { ok: false, reason: 'aborted', detail: 'the renderer is closed' };
+    if (signal?.aborted) return { ok: false, reason: 'aborted', detail: 'aborted before the page started' };
+
+    this.counters.pagesRendered++;
+    this.counters.activePages++;
+    try {
+      let result: RenderResult | null = null;
+      for (let attempt = 1; result === null; attempt++) {
+        const launchStart = Date.now();
+        const slot = await this.acquire();
+        const launchMs = Date.now() - launchStart;
+        const job = new RenderJob(this, slot, target.href, o, signal, started, launchMs);
+        try {
+          result = await job.run();
+        } catch (err) {
+          // The browser was gone before the page started (killed between renders, noticed late):
+          // relaunch once and start over.
+          if (!(err instanceof BrowserGoneError) || attempt >= 2) {
+            result = { ok: false, reason: 'browser_crashed', detail: `the browser died: ${firstLine(err)}` };
+          }
+          this.markDead(slot);
+        } finally {
+          this.release(slot);
+        }
+      }
+      if (result.ok) this.counters.pagesOk++;
+      else this.counters.failures[result.reason] = (this.counters.failures[result.reason] ?? 0) + 1;
+      return result;
+    } finally {
+      this.counters.activePages--;
+    }
+  }
+
+  // -- used by RenderJob -------------------------------------------------------------------------
+
+  /** @internal */
+  get contextOptions() {
+    return { userAgent: this.opts.userAgent, viewport: this.opts.viewport };
+  }
+
+  /** @internal */
+  get addressGuard(): AddressGuard {
+    return this.guard;
+  }
+
+  /** @internal */
+  account(page: { blocked: BlockedRequest[]; bytes: number; wireBytes: number; dialogs: number; popups: number }): void {
+    const c = this.counters;
+    for (const b of page.blocked) c.blocked[b.reason] = (c.blocked[b.reason] ?? 0) + 1;
+    c.bytes += page.bytes;
+    c.wireBytes += page.wireBytes;
+    c.dialogsDismissed += page.dialogs;
+    c.popupsClosed += page.popups;
+  }
+
+  // -- browser slots -----------------------------------------------------------------------------
+
+  private async acquire(): Promise<BrowserSlot> {
+    for (;;) {
+      if (this.closed) throw new BrowserLaunchError('the renderer is closed', this.executable.path);
+      const cur = this.current;
+      // the pid check notices a browser killed between renders before Playwright does
+      if (cur && !cur.dead && !cur.retired && cur.browser.isConnected() && (cur.pid === null || isRunning(cur.pid))) {
+        if (cur.pages >= this.opts.recycleAfterPages) {
+          this.counters.recycles++;
+          this.retire(cur);
+          continue;
+        }
+        cur.pages++;
+        cur.active++;
+        return cur;
+      }
+      if (cur && !cur.retired) {
+        // died without our noticing through 'disconnected' yet
+        this.markDead(cur);
+      }
+      if (!this.launching) {
+        this.launching = this.launchSlot().finally(() => {
+          this.launching = null;
+        });
+      }
+      const slot = await this.launching;
+      if (this.current === null || this.current.retired || this.current.dead) this.current = slot;
+    }
+  }
+
+  private release(slot: BrowserSlot): void {
+    slot.active--;
+    if (slot.retired && slot.active <= 0) void this.closeSlot(slot);
+  }
+
+  private retire(slot: BrowserSlot): void {
+    slot.retired = true;
+    if (this.current === slot) this.current = null;
+    if (slot.active <= 0) void this.closeSlot(slot);
+  }
+
+  private markDead(slot: BrowserSlot): void {
+    if (!slot.dead && !slot.closing) {
+      slot.dead = true;
+      this.counters.crashes++;
+      for (const fn of slot.onDeath) fn('crash');
+    }
+    this.retire(slot);
+  }
+
+  private async launchSlot(): Promise<BrowserSlot> {
+    const marker = `--mella-renderer=${randomUUID()}`;
+    let browser: Browser;
+    try {
+      browser = await chromium.launch({
+        executablePath: this.executable.path,
+        headless: true,
+        args: [...CHROMIUM_ARGS, ...(this.opts.extraArgs ?? []), marker],
+        ignoreDefaultArgs: IGNORED_DEFAULT_ARGS,
+        timeout: this.opts.launchTimeoutMs,
+      });
+    } catch (err) {
+      throw new BrowserLaunchError(`cannot launch ${this.executable.path}: ${firstLine(err)}`, this.executable.path);
+    }
+    this.counters.launches++;
+    this.version = browser.version();
+    const slot: BrowserSlot = {
+      browser,
+      pid: findBrowserPid(marker),
+      pages: 0,
+      active: 0,
+      retired: false,
+      dead: false,
+      closing: false,
+      onDeath: new Set(),
+    };
+    this.slots.add(slot);
+    browser.on('disconnected', () => {
+      if (!slot.closing) this.markDead(slot);
+      this.slots.delete(slot);
+    });
+    if (this.closed) await this.closeSlot(slot);
+    return slot;
+  }
+
+  private async closeSlot(slot: BrowserSlot): Promise<void> {
+    if (slot.closing) return;
+    slot.closing = true;
+    for (const fn of slot.onDeath) fn('closed');
+    const closed = await withTimeout(slot.browser.close().then(() => true, () => false), 5_000, false);
+    if ((!closed || slot.browser.isConnected()) && slot.pid !== null && isAlive(slot.pid)) {
+      try {
+        process.kill(slot.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    this.slots.delete(slot);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// One page
+
+type ResolvedRenderOptions = typeof RENDER_DEFAULTS & Pick<RenderOptions, 'locale' | 'extract' | 'offlineOrigins'>;
+
+function resolveRenderOptions(o: RenderOptions): ResolvedRenderOptions {
+  const r = { ...RENDER_DEFAULTS, ...stripUndefined(o) } as ResolvedRenderOptions;
+  for (const key of Object.keys(RENDER_DEFAULTS) as Array<keyof typeof RENDER_DEFAULTS>) {
+    const v = r[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 2 ** 31 - 1) {
+      throw new RangeError(`RenderOptions.${key} must be a number in [0, 2^31-1], got ${String(v)}`);
+    }
+  }
+  if (r.maxPageBytes < 1) throw new RangeError('RenderOptions.maxPageBytes must be >= 1');
+  r.scrollSteps = Math.floor(r.scrollSteps);
+  return r;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** A failure that ends the page early (first one wins). */
+interface Stop {
+  reason: RenderFailureReason;
+  detail: string;
+}
+
+const HTML_TYPES = new Set(['text/html', 'application/xhtml+xml']);
+const MAX_BLOCKED = 500;
+const MAX_FAILED_TRACKED = 2_000;
+
+class RenderJob {
+  private context: BrowserContext | null = null;
+  private page: Page | null = null;
+  private cdp: CDPSession | null = null;
+  private proxy: GuardProxy | null = null;
+  private stopWith: (s: Stop) => void = () => undefined;
+  private stopped: Stop | null = null;
+  /** `page.goto` was called: from here on a browser death is this page's failure. */
+  private navigationStarted = false;
+
+  private readonly blocked: BlockedRequest[] = [];
+  private blockedOverflow = 0;
+  private readonly navigations: string[] = [];
+  private readonly failedRequests: Array<{ url: string; error: string }> = [];
+  private lastMainResponse: Response | null = null;
+  private downloadStarted = false;
+  private dialogs = 0;
+  private popups = 0;
+
+  // network accounting (CDP Network events of the page target)
+  private mainFrameId: string | null = null;
+  /** requestId → URL of requests in flight. */
+  private readonly inflight = new Map<string, string>();
+  private lastNetworkChange = Date.now();
+  private readonly mainDocBytes = new Map<string, number>();
+  private bytes = 0;
+  private requests = 0;
+  private failed = 0;
+  private overBudget = false;
+
+  private readonly timings: RenderTimings;
+
+  constructor(
+    private readonly owner: PageRenderer,
+    private readonly slot: BrowserSlot,
+    private readonly url: string,
+    private readonly o: ResolvedRenderOptions,
+    private readonly signal: AbortSignal | undefined,
+    private readonly started: number,
+    launchMs: number,
+  ) {
+    this.timings = { launchMs, navigationMs: 0, loadMs: 0, scrollMs: 0, settleMs: 0, extractMs: 0, totalMs: 0 };
+  }
+
+  async run(): Promise<RenderResult> {
+    const stop = new Promise<Stop>((resolve) => {
+      this.stopWith = (s) => {
+        if (this.stopped) return;
+        this.stopped = s;
+        resolve(s);
+      };
+    });
+    const budget = Math.max(1, this.o.maxTimeMs - (Date.now() - this.started));
+    const timer = setTimeout(
+      () => this.stopWith({ reason: 'page_timeout', detail: `the page did not finish within maxTimeMs (${this.o.maxTimeMs} ms)` }),
+      budget,
+    );
+    const onAbort = () => this.stopWith({ reason: 'aborted', detail: 'aborted by the caller' });
+    this.signal?.addEventListener('abort', onAbort, { once: true });
+    const onDeath = (why: 'crash' | 'closed') =>
+      this.stopWith(
+        why === 'crash'
+          ? { reason: 'browser_crashed', detail: 'the browser process exited during the page' }
+          : { reason: 'aborted', detail: 'the renderer was closed during the page' },
+      );
+    this.slot.onDeath.add(onDeath);
+    if (this.slot.dead) onDeath('crash');
+    else if (this.slot.closing) onDeath('closed');
+
+    const work = this.work().then(
+      (r): RenderResult | Stop => r,
+      (err): RenderResult | Stop => {
+        if (err instanceof BrowserGoneError) throw err;
+        if (this.slot.dead || !this.slot.browser.isConnected()) return { reason: 'browser_crashed', detail: `the browser died: ${firstLine(err)}` };
+        return { reason: 'network_error', detail: `render error: ${firstLine(err)}` };
+      },
+    );
+    let outcome: RenderResult | Stop;
+    try {
+      outcome = await Promise.race([work, stop]);
+    } finally {
+      clearTimeout(timer);
+      this.signal?.removeEventListener('abort', onAbort);
+      this.slot.onDeath.delete(onDeath);
+      work.catch(() => undefined);
+      await this.teardown();
+    }
+    this.timings.totalMs = Date.now() - this.started;
+    // The browser died before this page's navigation began (killed between renders): not the
+    // page's fault; render() relaunches and starts over once.
+    if (!('ok' in outcome) && outcome.reason === 'browser_crashed' && !this.navigationStarted) throw new BrowserGoneError(outcome.detail);
+    const result: RenderResult = 'ok' in outcome ? outcome : this.failure(outcome.reason, outcome.detail);
+    result.timings = { ...this.timings };
+    this.owner.account({
+      blocked: result.ok ? result.blocked : (result.blocked ?? []),
+      bytes: this.bytes,
+      wireBytes: this.proxy?.stats().bytesFromOrigins ?? 0,
+      dialogs: this.dialogs,
+      popups: this.popups,
+    });
+    return result;
+  }
+
+  private async teardown(): Promise<void> {
+    if (this.context) {
+      const ok = await withTimeout(this.context.close().then(() => true, () => false), 5_000, false);
+      // A context that will not close means a wedged browser: retire it (it is killed once idle).
+      if (!ok && !this.slot.dead) this.slot.retired = true;
+    }
+    if (this.proxy) await this.proxy.close();
+  }
+
+  private failure(reason: RenderFailureReason, detail: string): RenderFailure {
+    const f: RenderFailure = { ok: false, reason, detail };
+    const finalUrl = this.navigations[this.navigations.length - 1];
+    if (finalUrl) f.finalUrl = finalUrl;
+    const blocked = this.collectBlocked();
+    if (blocked.length > 0) f.blocked = blocked;
+    return f;
+  }
+
+  private async work(): Promise<RenderResult | Stop> {
+    const browser = this.slot.browser;
+    if (!browser.isConnected()) throw new BrowserGoneError('browser disconnected');
+    // The byte budget on the wire: the hard backstop behind the decoded count below (DevTools
+    // events arrive late, and Page.stopLoading does not cancel every transfer in flight).
+    this.proxy = await GuardProxy.start(this.owner.addressGuard, {
+      maxBytesFromOrigins: this.o.maxPageBytes,
+      onBudgetExceeded: () => this.budgetSpent(),
+    });
+    const { userAgent, viewport } = this.owner.contextOptions;
+    try {
+      this.context = await browser.newContext({
+        userAgent,
+        viewport,
+        deviceScaleFactor: 1,
+        locale: this.o.locale,
+        acceptDownloads: false,
+        serviceWorkers: 'block',
+        javaScriptEnabled: true,
+        proxy: { server: this.proxy.url },
+      });
+    } catch (err) {
+      if (!browser.isConnected() || /closed|disconnected|Target/i.test(firstLine(err))) throw new BrowserGoneError(firstLine(err));
+      throw err;
+    }
+    const context = this.context;
+    context.on('page', (p) => {
+      if (this.page && p !== this.page) {
+        this.popups++;
+        p.close().catch(() => undefined);
+      }
+    });
+    await context.route('**/*', (route) => this.onRoute(route));
+    const page = await context.newPage();
+    this.page = page;
+    page.on('dialog', (d) => {
+      this.dialogs++;
+      d.dismiss().catch(() => undefined);
+    });
+    page.on('download', () => {
+      this.downloadStarted = true;
+    });
+    page.on('crash', () => this.stopWith({ reason: 'browser_crashed', detail: 'the page\'s renderer process crashed' }));
+    page.on('close', () => {
+      // a crash closes the page too: let 'disconnected' name it first
+      setTimeout(() => {
+        if (this.slot.dead || !browser.isConnected()) this.stopWith({ reason: 'browser_crashed', detail: 'the browser process exited during the page' });
+        else this.stopWith({ reason: 'network_error', detail: 'the page closed itself (window.close)' });
+      }, 100);
+    });
+    page.on('request', (r) => this.onRequest(r));
+    page.on('requestfailed', (r) => {
+      if (this.failedRequests.length < MAX_FAILED_TRACKED) this.failedRequests.push({ url: r.url(), error: r.failure()?.errorText ?? '' });
+    });
+    page.on('response', (r) => {
+      if (this.isMainNavigation(r.request())) this.lastMainResponse = r;
+    });
+    await this.attachNetworkAccounting(context, page);
+
+    // -- navigation
+    let t = Date.now();
+    let response: Response | null = null;
+    this.navigationStarted = true;
+    try {
+      response = await page.goto(this.url, { waitUntil: 'domcontentloaded', timeout: Math.max(1, Math.min(this.o.navigationTimeoutMs, this.remaining())) });
+    } catch (err) {
+      this.timings.navigationMs = Date.now() - t;
+      return this.navigationFailure(err);
+    }
+    this.timings.navigationMs = Date.now() - t;
+    if (this.stopped) return this.stopped;
+    const early = this.checkMainResponse(response ?? this.lastMainResponse);
+    if (early) return early;
+
+    // -- load event, scroll, settle (each bounded; a failure here is not fatal)
+    t = Date.now();
+    await page.waitForLoadState('load', { timeout: Math.max(1, Math.min(this.o.settleMs, this.remaining())) }).catch(() => undefined);
+    this.timings.loadMs = Date.now() - t;
+    t = Date.now();
+    if (this.o.scrollSteps > 0) await page.evaluate(scrollExpression(this.o.scrollSteps, this.o.scrollStepMs)).catch(() => undefined);
+    this.timings.scrollMs = Date.now() - t;
+    t = Date.now();
+    const settled = await this.waitForNetworkIdle(Math.min(this.o.settleMs, this.remaining()));
+    this.timings.settleMs = Date.now() - t;
+    if (this.stopped) return this.stopped;
+
+    // -- a script navigation after DOMContentLoaded may have replaced the document
+    const last = this.lastMainResponse ?? response;
+    const lateNav = this.lateNavigationFailure();
+    if (lateNav) return lateNav;
+    const late = this.checkMainResponse(last);
+    if (late) return late;
+
+    // -- read the DOM
+    t = Date.now();
+    const raw = (await page.evaluate(factsExpression(this.o.maxPageBytes))) as RawPageFacts;
+    if (raw.html === null) return { reason: 'too_large', detail: `the rendered DOM has ${raw.htmlChars} characters, over maxPageBytes (${this.o.maxPageBytes})` };
+    if (!HTML_TYPES.has(raw.contentType.toLowerCase())) return { reason: 'not_html', detail: `document type ${raw.contentType}` };
+    const html = `${raw.doctype}${raw.html}`;
+    const finalUrl = page.url();
+    const headers = last ? await last.allHeaders().catch(() => last.headers()) : {};
+    const extraction = extractImages(html, finalUrl, { ...this.o.extract, httpContentLanguage: headers['content-language'] ?? null });
+    const dom = keyDomFacts(raw);
+    this.timings.extractMs = Date.now() - t;
+
+    const proxyStats = this.proxy?.stats();
+    const proxyErrors: Partial<Record<string, number>> = {};
+    for (const [k, v] of Object.entries(proxyStats?.refused ?? {})) if (k !== 'private_address' && k !== 'bad_request' && k !== 'budget' && v) proxyErrors[k] = v;
+    return {
+      ok: true,
+      finalUrl,
+      status: last?.status() ?? 0,
+      headers: pickHeaders(headers),
+      html,
+      extraction,
+      dom,
+      domImages: raw.images.length + raw.imagesOmitted,
+      blocked: this.collectBlocked(),
+      truncated: this.overBudget,
+      dialogsDismissed: this.dialogs,
+      popupsClosed: this.popups,
+      navigations: [...this.navigations],
+      network: {
+        requests: this.requests,
+        failed: this.failed,
+        bytes: this.bytes,
+        wireBytes: proxyStats?.bytesFromOrigins ?? 0,
+        settled,
+        proxyErrors,
+      },
+      timings: this.timings,
+    };
+  }
+
+  private remaining(): number {
+    return this.o.maxTimeMs - (Date.now() - this.started);
+  }
+
+  // -- requests --------------------------------------------------------------------------------
+
+  private onRequest(r: Request): void {
+    if (this.isMainNavigation(r) && this.navigations.length < 50) this.navigations.push(r.url());
+  }
+
+  private isMainNavigation(r: Request): boolean {
+    try {
+      return r.isNavigationRequest() && this.page !== null && r.frame() === this.page.mainFrame();
+    } catch {
+      return false; // a worker's request has no frame
+    }
+  }
+
+  private block(url: string, reason: BlockReason, detail?: string): void {
+    if (this.blocked.length >= MAX_BLOCKED) {
+      this.blockedOverflow++;
+      return;
+    }
+    this.blocked.push(detail === undefined ? { url: truncate(url), reason } : { url: truncate(url), reason, detail });
+  }
+
+  /** Policy per request (the proxy enforces the address guard below it). */
+  private async onRoute(route: Route): Promise<void> {
+    const req = route.request();
+    const url = req.url();
+    const type = req.resourceType();
+    const abort = (reason: BlockReason, detail?: string) => {
+      this.block(url, reason, detail);
+      return route.abort('blockedbyclient').catch(() => undefined);
+    };
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      await abort('unsupported_scheme', 'unparsable URL');
+      return;
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      await abort('unsupported_scheme');
+      return;
+    }
+    if (type === 'font' || type === 'media') {
+      await abort(type);
+      return;
+    }
+    if (this.overBudget && !this.isMainNavigation(req)) {
+      await abort('page_budget', `over maxPageBytes (${this.o.maxPageBytes})`);
+      return;
+    }
+    const mapped = this.o.offlineOrigins ? mapOfflineOrigin(u, this.o.offlineOrigins) : null;
+    if (mapped) {
+      await this.fulfillOffline(route, mapped);
+      return;
+    }
+    await route.continue().catch(() => undefined);
+  }
+
+  /** TEST AID (`offlineOrigins`): fetch from the local base and fulfill as the original origin. */
+  private async fulfillOffline(route: Route, mapped: string): Promise<void> {
+    try {
+      const host = new URL(mapped).hostname.replace(/^\[|\]$/g, '');
+      const refused = await checkHost(this.owner.addressGuard, host);
+      if (refused) {
+        this.block(route.request().url(), 'private_address', `offline origin ${mapped}: ${refused}`);
+        await route.abort('blockedbyclient');
+        return;
+      }
+      const response = await route.fetch({ url: mapped, maxRedirects: 0, timeout: Math.max(1, Math.min(15_000, this.remaining())) });
+      await route.fulfill({ response });
+    } catch {
+      await route.abort('failed').catch(() => undefined);
+    }
+  }
+
+  /** Byte budget and in-flight requests, from the DevTools Network events of the page target. */
+  private async attachNetworkAccounting(context: BrowserContext, page: Page): Promise<void> {
+    const cdp = await context.newCDPSession(page);
+    this.cdp = cdp;
+    const tree = await cdp.send('Page.getFrameTree');
+    this.mainFrameId = tree.frameTree.frame.id;
+    const max = this.o.maxPageBytes;
+    const touch = () => {
+      this.lastNetworkChange = Date.now();
+    };
+    cdp.on('Network.requestWillBeSent', (e) => {
+      touch();
+      if (e.redirectResponse) return; // same requestId, already counted
+      this.requests++;
+      this.inflight.set(e.requestId, e.request.url);
+      if (e.type === 'Document' && e.frameId === this.mainFrameId) this.mainDocBytes.set(e.requestId, 0);
+    });
+    cdp.on('Network.responseReceived', (e) => {
+      touch();
+      if (!this.mainDocBytes.has(e.requestId)) return;
+      const declared = Number(headerValue(e.response.headers, 'content-length'));
+      if (Number.isFinite(declared) && declared > max) {
+        this.stopWith({ reason: 'too_large', detail: `the document declares ${declared} bytes, over maxPageBytes (${max})` });
+      }
+    });
+    cdp.on('Network.dataReceived', (e) => {
+      touch();
+      this.bytes += e.dataLength;
+      const doc = this.mainDocBytes.get(e.requestId);
+      if (doc !== undefined) {
+        const n = doc + e.dataLength;
+        this.mainDocBytes.set(e.requestId, n);
+        if (n > max) this.stopWith({ reason: 'too_large', detail: `the document is over maxPageBytes (${max} bytes)` });
+      }
+      if (this.bytes > max) this.budgetSpent();
+    });
+    cdp.on('Network.loadingFinished', (e) => {
+      touch();
+      this.inflight.delete(e.requestId);
+    });
+    cdp.on('Network.loadingFailed', (e) => {
+      touch();
+      if (this.inflight.delete(e.requestId)) this.failed++;
+    });
+    await cdp.send('Network.enable');
+  }
+
+  /** The page's byte budget is spent: later requests are refused, loading stops. */
+  private budgetSpent(): void {
+    if (this.overBudget) return;
+    this.overBudget = true;
+    // the main document itself is cut off: nothing complete to extract
+    for (const id of this.mainDocBytes.keys()) {
+      if (this.inflight.has(id)) {
+        this.stopWith({ reason: 'too_large', detail: `the byte budget (maxPageBytes ${this.o.maxPageBytes}) ran out while the document was loading` });
+        return;
+      }
+    }
+    this.cdp?.send('Page.stopLoading').catch(() => undefined);
+  }
+
+  /** Resolves when no request has been in flight for `idleQuietMs`, or after `bound` ms (false). */
+  private async waitForNetworkIdle(bound: number): Promise<boolean> {
+    const end = Date.now() + Math.max(0, bound);
+    for (;;) {
+      if (this.stopped) return false;
+      const now = Date.now();
+      if (this.inflight.size === 0 && now - this.lastNetworkChange >= this.o.idleQuietMs) return true;
+      if (now >= end) return false;
+      await sleep(Math.min(50, end - now));
+    }
+  }
+
+  // -- outcomes --------------------------------------------------------------------------------
+
+  /** Failures visible on the main document's response: proxy refusals, HTTP errors, other content types. */
+  private checkMainResponse(response: Response | null): Stop | null {
+    if (!response) return { reason: 'network_error', detail: 'the navigation produced no response' };
+    const headers = response.headers();
+    const blockedRange = headers['x-mella-blocked'];
+    if (blockedRange) return { reason: 'ssrf_blocked', detail: `${truncate(response.url())} is not a public address (${blockedRange})` };
+    const proxyError = headers['x-mella-proxy-error'];
+    if (proxyError) {
+      return { reason: proxyError === 'dns_error' ? 'dns_error' : 'network_error', detail: `${truncate(response.url())}: ${proxyError}` };
+    }
+    const status = response.status();
+    if (status >= 400) return { reason: `http_${status}`, detail: `the server answered ${status} ${response.statusText()}`.trim() };
+    const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== '' && !HTML_TYPES.has(type)) return { reason: 'not_html', detail: `Content-Type ${type}` };
+    return null;
+  }
+
+  /** A goto that threw: download, timeout, a refused or failed hop. */
+  private navigationFailure(err: unknown): Stop {
+    if (this.stopped) return this.stopped;
+    const message = firstLine(err);
+    if (this.downloadStarted || /Download is starting/i.test(message)) {
+      return { reason: 'download', detail: 'the navigation started a download (downloads are refused)' };
+    }
+    if (err instanceof playwrightErrors.TimeoutError) {
+      const pending = [...this.inflight.values()].slice(0, 3).map((u) => truncate(u, 120));
+      const waiting = pending.length > 0 ? `; still loading: ${pending.join(', ')}${this.inflight.size > 3 ? ` (+${this.inflight.size - 3})` : ''}` : '';
+      return { reason: 'navigation_timeout', detail: `no DOMContentLoaded within ${Math.min(this.o.navigationTimeoutMs, this.o.maxTimeMs)} ms${waiting}` };
+    }
+    const refusal = this.proxyRefusalFor(this.navigations);
+    if (refusal) return refusal;
+    const routeBlock = this.blocked.find((b) => this.navigations.includes(b.url));
+    if (routeBlock) {
+      return { reason: routeBlock.reason === 'unsupported_scheme' ? 'unsupported_scheme' : 'network_error', detail: `navigation refused: ${routeBlock.reason}` };
+    }
+    return { reason: 'network_error', detail: message.replace(/^page\.goto:\s*/, '') };
+  }
+
+  /** The main frame's last navigation failed after the first document loaded (a script navigation). */
+  private lateNavigationFailure(): Stop | null {
+    const last = this.navigations[this.navigations.length - 1];
+    if (!last || !this.page) return null;
+    if (this.lastMainResponse && this.lastMainResponse.url() === last) return null;
+    const failed = this.failedRequests.find((f) => f.url === last);
+    if (!failed) return null;
+    return this.proxyRefusalFor([last]) ?? { reason: 'network_error', detail: `a script navigation to ${truncate(last)} failed: ${failed.error}` };
+  }
+
+  /** The proxy's refusal of one of these URLs' host:port, as a render failure. */
+  private proxyRefusalFor(urls: string[]): Stop | null {
+    const events = this.proxy?.events ?? [];
+    for (let i = urls.length - 1; i >= 0; i--) {
+      const hp = hostPortOf(urls[i]!);
+      if (!hp) continue;
+      const ev = events.find((e) => e.hostPort === hp);
+      if (!ev) continue;
+      if (ev.reason === 'private_address') return { reason: 'ssrf_blocked', detail: `${truncate(urls[i]!)}: ${ev.detail}` };
+      if (ev.reason === 'dns_error') return { reason: 'dns_error', detail: ev.detail };
+      return { reason: 'network_error', detail: `${ev.reason}: ${ev.detail}` };
+    }
+    return null;
+  }
+
+  /** Route refusals plus the proxy's, matched to the requests they failed where possible. */
+  private collectBlocked(): BlockedRequest[] {
+    const out = [...this.blocked];
+    const events: ProxyEvent[] = (this.proxy?.events ?? []).filter((e) => e.reason === 'private_address' || e.reason === 'bad_request' || e.reason === 'budget');
+    for (const ev of events) {
+      const reason: BlockReason = ev.reason === 'private_address' ? 'private_address' : ev.reason === 'budget' ? 'page_budget' : 'proxy_refused';
+      if (ev.kind === 'http') {
+        out.push({ url: ev.target, reason, detail: ev.detail });
+        continue;
+      }
+      const matched = this.failedRequests.filter((f) => hostPortOf(f.url) === ev.hostPort && /TUNNEL|PROXY/i.test(f.error));
+      if (matched.length === 0) out.push({ url: ev.target, reason, detail: `${ev.detail} (CONNECT tunnel)` });
+      for (const f of matched) if (!out.some((b) => b.url === f.url)) out.push({ url: truncate(f.url), reason, detail: ev.detail });
+    }
+    if (this.blockedOverflow > 0) out.push({ url: '', reason: 'page_budget', detail: `${this.blockedOverflow} more refusals not listed` });
+    return out.slice(0, MAX_BLOCKED + 1);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// helpers
+
+/** TEST AID: the local URL for `u` under `offlineOrigins`, or null. */
+export function mapOfflineOrigin(u: URL, map: Record<string, string>): string | null {
+  const exact = map[u.origin];
+  if (exact !== undefined) return `${exact.replace(/\/+$/, '')}${u.pathname}${u.search}`;
+  const any = map['*'];
+  if (any === undefined) return null;
+  // never remap the local bases themselves
+  for (const base of Object.values(map)) {
+    try {
+      if (new URL(base).origin === u.origin) return null;
+    } catch {
+      // ignore a bad base here; fetching it fails later
+    }
+  }
+  return `${any.replace(/\/+$/, '')}/${u.host}${u.pathname}${u.search}`;
+}
+
+/** Null when the host (name or IP) may be connected to, else why not. */
+async function checkHost(guard: AddressGuard, host: string): Promise<string | null> {
+  if (net.isIP(host)) {
+    const range = guard.blockedRange(host);
+    return range === null ? null : `${host} is not a public address (${range})`;
+  }
+  try {
+    const addresses = await dns.promises.lookup(host, { all: true });
+    for (const a of addresses) {
+      const range = guard.blockedRange(a.address);
+      if (range !== null) return `${host} resolves to ${a.address} (${range})`;
+    }
+    return null;
+  } catch (err) {
+    return `${host}: ${(err as NodeJS.ErrnoException).code ?? 'lookup failed'}`;
+  }
+}
+
+function hostPortOf(url: string): string | null {
+  try {
+    const u = new URL(url);
+    const port = u.port !== '' ? Number(u.port) : u.protocol === 'https:' || u.protocol === 'wss:' ? 443 : 80;
+    return joinHostPort(u.hostname.replace(/^\[|\]$/g, ''), port);
+  } catch {
+    return null;
+  }
+}
+
+function headerValue(headers: Record<string, unknown>, name: string): string | undefined {
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === name) return String(v);
+  return undefined;
+}
+
+function pickHeaders(h: Record<string, string>): RenderSuccess['headers'] {
+  const out: RenderSuccess['headers'] = {};
+  if (h['etag']) out.etag = h['etag'];
+  if (h['last-modified']) out.lastModified = h['last-modified'];
+  if (h['content-language']) out.contentLanguage = h['content-language'];
+  if (h['content-type']) out.contentType = h['content-type'];
+  return out;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  return new Promise<T>((resolve) => {
+    const timer = setTimeout(() => resolve(fallback), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      () => {
+        clearTimeout(timer);
+        resolve(fallback);
+      },
+    );
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function firstLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return truncate(text.split('\n')[0] ?? '');
+}
+
+function truncate(text: string, max = 300): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}

@@ -1,0 +1,184 @@
+/**
+ * The Chromium binary and its processes, for the browser renderer (browser.ts): which executable to
+ * launch, which process is ours (found by a marker switch on its command line, since Playwright's
+ * `Browser` does not expose the process), and how much memory the browser and its children hold.
+ * Linux only (/proc); elsewhere the pid is null and the memory figure is 0.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+
+export interface ChromiumExecutable {
+  /** What is launched. */
+  path: string;
+  /** Where it came from: the `executablePath` option, `MELLA_CHROMIUM_PATH`, `/usr/bin/chromium`, or `which chromium`. */
+  source: 'option' | 'env' | 'default' | 'path';
+  /** The launcher script that was looked through (Debian's /usr/bin/chromium), when one was. */
+  launcher?: string;
+}
+
+/** Debian's launcher is a shell script that sources /etc/chromium.d and then execs this binary. */
+const DEBIAN_BINARY = '/usr/lib/chromium/chromium';
+
+/**
+ * The option, else `MELLA_CHROMIUM_PATH`, else `/usr/bin/chromium`, else `which chromium`. An explicit
+ * path (option or environment) is used as given. A path found by default that is Debian's launcher
+ * script is replaced by the binary it execs: the script sources /etc/chromium.d, which adds switches
+ * we do not want in a crawler (`--enable-remote-extensions`, an empty `--load-extension`, GPU
+ * rasterization) and prints a shell error on every start.
+ * @throws Error when nothing is found.
+ */
+export function resolveChromiumExecutable(explicit?: string): ChromiumExecutable {
+  if (explicit) return { path: explicit, source: 'option' };
+  const env = process.env.MELLA_CHROMIUM_PATH;
+  if (env) return { path: env, source: 'env' };
+  let found: ChromiumExecutable | null = null;
+  if (isExecutable('/usr/bin/chromium')) found = { path: '/usr/bin/chromium', source: 'default' };
+  else {
+    try {
+      const which = execFileSync('which', ['chromium'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      if (which) found = { path: which, source: 'path' };
+    } catch {
+      // not on PATH
+    }
+  }
+  if (!found) {
+    throw new Error('no Chromium found: set MELLA_CHROMIUM_PATH or install Debian\'s chromium (apt-get install -y chromium)');
+  }
+  if (isDebianLauncher(found.path) && isExecutable(DEBIAN_BINARY)) {
+    return { path: DEBIAN_BINARY, source: found.source, launcher: found.path };
+  }
+  return found;
+}
+
+function isExecutable(p: string): boolean {
+  try {
+    fs.accessSync(p, fs.constants.X_OK);
+    return fs.statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function isDebianLauncher(p: string): boolean {
+  try {
+    const fd = fs.openSync(p, 'r');
+    try {
+      const buf = Buffer.alloc(8192);
+      const n = fs.readSync(fd, buf, 0, buf.length, 0);
+      const text = buf.subarray(0, n).toString('latin1');
+      return text.startsWith('#!') && text.includes('LIBDIR=/usr/lib/$APPNAME');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** All pids under /proc. */
+function listPids(): number[] {
+  try {
+    return fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function readArgs(pid: number): string[] | null {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The browser process whose command line carries `marker` (an extra switch we pass, such as
+ * `--mella-renderer=<id>`): the one without `--type=`, which child processes have.
+ */
+export function findBrowserPid(marker: string): number | null {
+  for (const pid of listPids()) {
+    const args = readArgs(pid);
+    if (args && args.includes(marker) && !args.some((a) => a.startsWith('--type='))) return pid;
+  }
+  return null;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The process exists and is not a zombie (a killed browser stays a zombie until Playwright reaps it). */
+export function isRunning(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return process.platform === 'linux' ? false : isAlive(pid);
+  }
+}
+
+function parentOf(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // the command name is in parentheses and may hold spaces or parentheses: read after the last ')'
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[1]);
+  } catch {
+    return null;
+  }
+}
+
+function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function pssBytes(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The process and its descendants. `rssBytes` sums their resident set sizes, so pages shared between
+ * them (the binary, shared memory) count once per process; `pssBytes` (proportional set size) splits
+ * shared pages between the processes that map them, so it adds up to what the tree really holds.
+ */
+export function processTreeMemory(rootPid: number): { pids: number[]; rssBytes: number; pssBytes: number } {
+  const children = new Map<number, number[]>();
+  for (const pid of listPids()) {
+    const ppid = parentOf(pid);
+    if (ppid === null) continue;
+    const list = children.get(ppid);
+    if (list) list.push(pid);
+    else children.set(ppid, [pid]);
+  }
+  const pids: number[] = [];
+  const queue = [rootPid];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    pids.push(pid);
+    for (const c of children.get(pid) ?? []) queue.push(c);
+  }
+  let rss = 0;
+  let pss = 0;
+  for (const pid of pids) {
+    rss += rssBytes(pid);
+    pss += pssBytes(pid);
+  }
+  return { pids, rssBytes: rss, pssBytes: pss };
+}
