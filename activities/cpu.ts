@@ -15,3 +15,4 @@ export { planCrawl } from './crawl/plan';
 export { crawlWarc } from './crawl/warc-source';
 export { crawlHandoff } from './crawl/handoff';
 export { registerFinetuneJob, finishFinetuneJob } from './finetune/jobs';
+export { registerEvaluation, finishEvaluation, planEvaluation, scoreEvaluation, writeEvaluationReport } from './evaluate/cpu-activities';

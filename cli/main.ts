@@ -284,6 +284,9 @@ program
 // ---- fine-tune (cli/finetune.ts): finetune start | status | cancel
 (await import('./finetune')).addFinetuneCommands(program);
 
+// ---- evaluate (cli/evaluate.ts): eval start | status | report
+(await import('./evaluate')).addEvaluateCommands(program);
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

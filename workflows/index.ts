@@ -3,3 +3,4 @@ export { mellaRun, runProgressQuery } from './mella-run';
 export { mellaLanguageRun, languageProgressQuery } from './language-run';
 export { mellaDoctor } from './doctor';
 export { mellaFinetune, finetuneProgressQuery } from './finetune';
+export { mellaEvaluate, evaluateProgressQuery } from './evaluate';
