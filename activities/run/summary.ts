@@ -1,4 +1,5 @@
 import { db } from '../shared/db';
+import { STAGES, type StageName } from '../shared/config';
 import { filterCounters } from '../filter/stage/counters';
 import { previousRun } from '../crawl/previous-run';
 import type { DatasetVersionSummary, RunSummary, StageCounts } from '../../workflows/types';
@@ -59,6 +60,10 @@ export async function computeSummary(runId: string, status: RunSummary['status']
   if (stages.includes('filter')) await addFilter(summary);
   for (const stage of ['caption', 'translate'] as const) if (stages.includes(stage)) await addLlmStage(summary, stage);
   if (stages.includes('merge')) await addDataset(summary);
+  // Stages in lifecycle order (they were filled in the order they could be computed).
+  const order = (o: Record<string, StageCounts>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => STAGES.indexOf(a as StageName) - STAGES.indexOf(b as StageName)));
+  summary.stages = order(summary.stages);
+  for (const lang of Object.keys(summary.languages)) summary.languages[lang] = order(summary.languages[lang]!);
   return summary;
 }
 
