@@ -62,13 +62,19 @@ export async function startWorkers(queues: readonly QueueName[]): Promise<Runnin
     for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
   };
   console.log(`[worker] polling ${queues.join(', ')} on ${c.temporalAddress} (pid ${process.pid})`);
+  // The browser worker's Chromium is a child process: close it, or it keeps the process alive.
+  const closeBrowsers = async () => {
+    if (queues.includes('mella-browser')) await (await import('../activities/crawl/batch')).closeRenderers().catch(() => undefined);
+  };
   const done = Promise.all(workers.map((w) => w.run())).then(
     async () => {
+      await closeBrowsers();
       await connection.close().catch(() => undefined);
       await closeDb().catch(() => undefined);
     },
     async (err) => {
       shutdown();
+      await closeBrowsers();
       await connection.close().catch(() => undefined);
       await closeDb().catch(() => undefined);
       throw err;

@@ -47,6 +47,9 @@ export function resolveEndpoint(llm: LlmConfig, name: string): Endpoint {
   const concurrency = pLimit(config.concurrency);
   const requests = new TokenBucket({ bucketSize: config.requestsPerMinute, tokensPerInterval: config.requestsPerMinute, interval: 'minute' });
   const tokens = new TokenBucket({ bucketSize: config.tokensPerMinute, tokensPerInterval: config.tokensPerMinute, interval: 'minute' });
+  // limiter's buckets start empty: a fresh worker may use its first minute's budget at once.
+  requests.content = requests.bucketSize;
+  tokens.content = tokens.bucketSize;
   e = {
     name,
     baseUrl,
