@@ -22,7 +22,7 @@ import { defaultRunId, startRun, waitRun } from './runs';
  * MELLA_CAPTION_MODEL / MELLA_TRANSLATE_MODEL); without one, from the project's offline stand-in
  * server, which the demo starts and says so, and every stand-in output is labelled as such.
  */
-export async function runDemo(opts: { langs?: string; json?: boolean }): Promise<number> {
+export async function runDemo(opts: { langs?: string; json?: boolean; dataOnly?: boolean }): Promise<number> {
   const log = opts.json ? (m: string) => console.error(m) : (m: string) => console.log(m);
   // The demo's own output is the story; worker chatter (bundling, state changes) only when asked for.
   process.env.MELLA_LOG_LEVEL ??= 'WARN';
@@ -58,6 +58,8 @@ export async function runDemo(opts: { langs?: string; json?: boolean }): Promise
       perDomainDelayMs: 0,
       maxDepth: 1,
     },
+    // Small per-language sets: a larger test split gives the evaluation more than a couple of samples.
+    merge: { split: { fractions: { train: 0.6, validation: 0.1, test: 0.3 } } },
     ingest: { allowPrivateNetworks: ['127.0.0.1/32'], fetch: { retries: 1, backoffBaseMs: 200 } },
     ...(process.env.MELLA_CAPTION_MODEL ? { caption: { model: process.env.MELLA_CAPTION_MODEL } } : {}),
     ...(process.env.MELLA_TRANSLATE_MODEL ? { translate: { model: process.env.MELLA_TRANSLATE_MODEL } } : {}),
@@ -71,10 +73,15 @@ export async function runDemo(opts: { langs?: string; json?: boolean }): Promise
     const summary = await waitRun(c, runId);
     if (opts.json) console.log(JSON.stringify({ ...summary, uiUrl }, null, 2));
     else log(formatSummary(summary));
+    let lifecycle = true;
+    if (summary.status === 'completed' && summary.dataset && !opts.dataOnly) {
+      const { runLifecycle } = await import('./demo-lifecycle');
+      lifecycle = await runLifecycle(c, summary.dataset, log);
+    }
     log('');
     log(`The stack stays up for inspection${c.connections.uiUrl ? `: Temporal UI ${c.connections.uiUrl}` : ''}.`);
     log('Stop it with: node bin/mella.js dev down   (status: node bin/mella.js dev status)');
-    return summary.status === 'completed' ? 0 : 1;
+    return summary.status === 'completed' && lifecycle ? 0 : 1;
   } finally {
     await workers.stop().catch(() => undefined);
     await c.close();

@@ -218,9 +218,10 @@ program
 // ---- demo
 program
   .command('demo')
-  .description('start the embedded stack and workers, serve the sample set on 127.0.0.1, run the pipeline, print the summary')
+  .description('start the embedded stack and workers, serve the sample site on 127.0.0.1, run crawl -> ingest -> filter -> caption -> translate -> merge, then fine-tune the tiny model on the export and evaluate it against its base; print where everything is')
   .option('--langs <list>', 'languages (default: the eight of the paper)')
   .option('--json', 'print the summary as JSON')
+  .option('--data-only', 'stop after the dataset (no fine-tune, no evaluation)')
   .action(async (o) => {
     // Loaded here: the demo pulls in the workers and every activity, which other commands never need.
     const { runDemo } = await import('./demo');
