@@ -35,7 +35,7 @@ describe('config', () => {
     expect(() => parseConfig({ stages: ['filter'] })).toThrow(/"filter" reads what "ingest" produces/);
     expect(() => parseConfig({ stages: ['filter', 'ingest'] })).toThrow(/lifecycle order/);
     expect(() => parseConfig({ stages: ['ingest', 'ingest'] })).toThrow(/listed twice/);
-    expect(parseConfig({}).stages).toEqual(['ingest', 'filter']);
+    expect(parseConfig({}).stages).toEqual(['crawl', 'ingest', 'filter', 'caption', 'translate', 'merge']);
     expect(() => parseConfig({ filter: { image: { options: { 'min-side': { minSide: -1 } } } } })).toThrow(/filter\.image\.options\.min-side/);
   });
 });
