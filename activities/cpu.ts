@@ -16,3 +16,4 @@ export { crawlWarc } from './crawl/warc-source';
 export { crawlHandoff } from './crawl/handoff';
 export { registerFinetuneJob, finishFinetuneJob } from './finetune/jobs';
 export { registerEvaluation, finishEvaluation, planEvaluation, scoreEvaluation, writeEvaluationReport } from './evaluate/cpu-activities';
+export { planFuse } from './fuse/stage';

@@ -2,3 +2,4 @@
 export { captionShard } from './caption/stage';
 export { translateShard } from './translate/stage';
 export { evaluatePredictShard } from './evaluate/predict';
+export { fuseShard } from './fuse/stage';

@@ -196,6 +196,38 @@ describe('endpoint faults and invalid answers', () => {
   });
 });
 
+describe('fused descriptions (optional stage)', () => {
+  it('describes each kept record in the target language with its native alt as context, and exports them as their own source', async () => {
+    await useStandin();
+    const exportsDir = tmpDir('fuse-exports');
+    const saved = process.env.MELLA_EXPORT_DIR;
+    process.env.MELLA_EXPORT_DIR = exportsDir;
+    try {
+      const runId = uniqueRunId('llm-fuse');
+      await withCliClient(async (c) => {
+        await startRun(c, config(['th'], { stages: ['ingest', 'filter', 'fuse', 'merge'], fuse: { shardSize: 3 }, merge: { name: `fuse-${process.pid}` } }), { runId, kind: 'manual' });
+        const summary = await waitRun(c, runId);
+        expect(summary.status).toBe('completed');
+        const records = summary.languages.th!.filter!.kept;
+        expect(summary.languages.th!.fuse).toEqual({ in: records, kept: records, rejected: {} });
+        expect(summary.dataset!.counts.bySource).toEqual({ know: records, fused: records });
+      });
+      const rows = (await pool.query<{ text: string; source_text: string; standin: boolean }>(
+        `select text, source_text, standin from llm_outputs where run_id = $1 and stage = 'fuse'`,
+        [runId],
+      )).rows;
+      for (const r of rows) {
+        expect(r.standin).toBe(true);
+        expect(r.text).toMatch(/\p{Script=Thai}/u);
+        // The stand-in quotes the native alt it was given: the context reached the model.
+        expect(r.text).toContain(r.source_text);
+      }
+    } finally {
+      process.env.MELLA_EXPORT_DIR = saved;
+    }
+  });
+});
+
 describe('secrets', () => {
   it('keeps the API key out of Temporal history, PostgreSQL and the worker log', async () => {
     const secret = `sk-mella-test-${Date.now().toString(36)}-do-not-log`;

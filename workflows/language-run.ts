@@ -65,6 +65,7 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
     filter: cpu.filterShard,
     caption: llm.captionShard,
     translate: llm.translateShard,
+    fuse: llm.fuseShard,
   };
   // How a stage is split into shards: ingest was planned with the whole run; filter plans per language
   // (its shards are ingest's, and planning builds the site alt index).
@@ -74,6 +75,7 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
     filter: () => cpu.planFilter({ runId, lang }),
     caption: () => cpu.planCaption({ runId, lang }),
     translate: () => cpu.planTranslate({ runId, lang }),
+    fuse: () => cpu.planFuse({ runId, lang }),
   };
 
   for (let s = input.carry?.stageIndex ?? 0; s < input.stages.length; s++) {

@@ -90,3 +90,15 @@ export const translateConfigSchema = z
   })
   .strict();
 export type TranslateConfig = z.infer<typeof translateConfigSchema>;
+
+export const fuseConfigSchema = z
+  .object({
+    ...stageBase,
+    promptVersion: z.string().default('fuse-v1'),
+    temperature: stageBase.temperature.default(0.2),
+    imageMaxSide: z.number().int().min(64).max(4096).default(768),
+    /** Least graphemes of a valid description (it must say more than the alt it was given). */
+    minGraphemes: z.number().int().min(1).default(60),
+  })
+  .strict();
+export type FuseConfig = z.infer<typeof fuseConfigSchema>;

@@ -18,7 +18,7 @@ import { parseStandinMarker } from '../../infra/llm-standin/conventions';
 import { cachedChat, type ChatOutcome } from './call';
 import { resolveEndpoint } from './endpoint';
 
-export type LlmStageName = 'caption' | 'translate';
+export type LlmStageName = 'caption' | 'translate' | 'fuse';
 
 export interface LlmStageSettings {
   endpoint: string;

@@ -85,7 +85,7 @@ interface LingRow {
 }
 
 /** Every sample of a run, language by language, D_know then D_ling, each in key order (deterministic). */
-export async function* runSamples(runId: string, languages: readonly string[], sources: { know: boolean; ling: boolean }): AsyncGenerator<Sample> {
+export async function* runSamples(runId: string, languages: readonly string[], sources: { know: boolean; ling: boolean; fused?: boolean }): AsyncGenerator<Sample> {
   const locate = (key: string) => blobs().locate(key);
   for (const lang of [...languages].sort()) {
     if (sources.know) {
@@ -173,6 +173,42 @@ export async function* runSamples(runId: string, languages: readonly string[], s
         after = rows[rows.length - 1]!.item_key;
       }
     }
+    if (sources.fused) {
+      for (let after = -1; ; ) {
+        const { rows } = await db().query<{
+          seq: number; text: string; model: string; prompt_version: string; standin: boolean; alt: string; image_sha256: string;
+          train_blob_key: string; train_format: string; train_sha256: string; url_key: string; raw: string | null; page_url: string | null;
+        }>(
+          `select f.seq, o.text, o.model, o.prompt_version, o.standin, f.alt, f.image_sha256, fi.train_blob_key, fi.train_format, fi.train_sha256,
+                  r.url_key, r.text as raw, r.page_url
+             from llm_outputs o
+             join filter_records f on f.run_id = o.run_id and f.seq = o.item_key::int
+             join filter_images fi on fi.run_id = f.run_id and fi.lang = f.lang and fi.sha256 = f.image_sha256
+             join ingest_records r on r.run_id = f.run_id and r.seq = f.seq
+            where o.run_id = $1 and o.stage = 'fuse' and o.lang = $2 and o.kept and f.seq > $3
+            order by f.seq limit ${PAGE}`,
+          [runId, lang, after],
+        );
+        for (const r of rows) {
+          const id = `fused:${lang}:${createHash('sha256').update(`${r.url_key}\n${r.raw ?? ''}`).digest('hex').slice(0, 24)}`;
+          yield {
+            id,
+            lang,
+            source: 'fused',
+            imageSha256: r.train_sha256,
+            imagePath: locate(r.train_blob_key),
+            imageFormat: r.train_format,
+            instruction: chooseInstruction(id, lang, 'fused').text,
+            answer: r.text,
+            groupKey: r.image_sha256,
+            standin: r.standin,
+            lineage: { pageUrl: r.page_url, originalImage: r.image_sha256, alt: r.alt, fuseModel: r.model, fusePrompt: r.prompt_version, ...(r.standin ? { standin: true } : {}) },
+          };
+        }
+        if (rows.length < PAGE) break;
+        after = rows[rows.length - 1]!.seq;
+      }
+    }
   }
 }
 
@@ -188,7 +224,7 @@ export async function exportRun(
   const { versionId, parentId } = opts;
   const config = await runConfig(runId);
   const m = config.merge;
-  const sources = { know: config.stages.includes('filter'), ling: config.stages.includes('translate') };
+  const sources = { know: config.stages.includes('filter'), ling: config.stages.includes('translate'), fused: config.stages.includes('fuse') };
   const summary = await computeSummary(runId, 'running');
   // The card shows the stages before this one (a re-export after the version is recorded must not see it).
   const { merge: _merge, ...stages } = summary.stages;
@@ -196,6 +232,7 @@ export async function exportRun(
   const mix = m.mix ? await planMix(samples, m.mix, { salt: m.mixSalt }) : undefined;
   const models = [
     ...(sources.ling ? [{ role: 'caption', name: config.caption.model }, { role: 'translate', name: config.translate.model }] : []),
+    ...(sources.fused ? [{ role: 'fuse', name: config.fuse.model }] : []),
   ];
   const result = await exportDataset(samples(), {
     dir,

@@ -58,7 +58,7 @@ export async function computeSummary(runId: string, status: RunSummary['status']
   const stages = run.rows[0]?.stages ?? [];
   if (stages.includes('crawl')) await addCrawl(summary);
   if (stages.includes('filter')) await addFilter(summary);
-  for (const stage of ['caption', 'translate'] as const) if (stages.includes(stage)) await addLlmStage(summary, stage);
+  for (const stage of ['caption', 'translate', 'fuse'] as const) if (stages.includes(stage)) await addLlmStage(summary, stage);
   if (stages.includes('merge')) await addDataset(summary);
   // Stages in lifecycle order (they were filled in the order they could be computed).
   const order = (o: Record<string, StageCounts>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => STAGES.indexOf(a as StageName) - STAGES.indexOf(b as StageName)));
@@ -143,7 +143,7 @@ async function addDataset(summary: RunSummary) {
  * An LLM stage: items in (what its plan took: kept images, kept captions), kept, rejected by reason;
  * and what it cost per language: requests, those served from the cache, tokens and USD paid now.
  */
-async function addLlmStage(summary: RunSummary, stage: 'caption' | 'translate') {
+async function addLlmStage(summary: RunSummary, stage: 'caption' | 'translate' | 'fuse') {
   const runId = summary.runId;
   const all = (summary.stages[stage] = empty());
   const usage = ((summary.llm ??= {})[stage] = {} as NonNullable<RunSummary['llm']>[string]);

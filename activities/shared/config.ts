@@ -3,7 +3,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_FILTER_CONFIG, filterConfigSchema } from '../filter/config';
-import { captionConfigSchema, llmConfigSchema, translateConfigSchema } from '../llm/config';
+import { captionConfigSchema, fuseConfigSchema, llmConfigSchema, translateConfigSchema } from '../llm/config';
 import { mergeConfigSchema } from '../merge/config';
 import { crawlConfigSchema } from '../crawl/config';
 
@@ -14,7 +14,7 @@ export const DEFAULT_LANGUAGES = ['ar', 'cs', 'hu', 'ko', 'ru', 'sr', 'th', 'vi'
  * Stages in lifecycle order; later issues add crawl, finetune, evaluate. `merge` runs once per run,
  * after every language; the others run per language.
  */
-export const STAGES = ['crawl', 'ingest', 'filter', 'caption', 'translate', 'merge'] as const;
+export const STAGES = ['crawl', 'ingest', 'filter', 'caption', 'translate', 'fuse', 'merge'] as const;
 export type StageName = (typeof STAGES)[number];
 /** The stages a language workflow runs (merge runs once for the whole run). */
 export type LanguageStageName = Exclude<StageName, 'merge'>;
@@ -26,6 +26,7 @@ export const STAGE_NEEDS: Readonly<Record<StageName, readonly StageName[]>> = {
   filter: ['ingest'],
   caption: ['filter'],
   translate: ['caption'],
+  fuse: ['filter'],
   merge: ['filter'],
 };
 
@@ -84,7 +85,8 @@ export const runConfigSchema = z
     /** Default run name (a run id is `<name>` or `<name>-<timestamp>`). */
     name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes').default('mella'),
     languages: z.array(languageCode).min(1).default([...DEFAULT_LANGUAGES]),
-    stages: z.array(z.enum(STAGES)).min(1).default([...STAGES]),
+    /** Default: every stage but the optional `fuse`. */
+    stages: z.array(z.enum(STAGES)).min(1).default(STAGES.filter((s) => s !== 'fuse')),
     inputs: z.array(inputList).default([]),
     /** Native web pages (browser) and web archives (WARC) per language: the culture source (docs/crawl.md). */
     crawl: crawlConfigSchema.default(crawlConfigSchema.parse({})),
@@ -97,6 +99,8 @@ export const runConfigSchema = z
     caption: captionConfigSchema.default(captionConfigSchema.parse({})),
     /** ... translated into each target language. */
     translate: translateConfigSchema.default(translateConfigSchema.parse({})),
+    /** Optional (not in the default stages): target-language descriptions with the native alt as context. */
+    fuse: fuseConfigSchema.default(fuseConfigSchema.parse({})),
     /** The dataset version: formats, split, mixing ratios, card (docs/merge.md). */
     merge: mergeConfigSchema.default(mergeConfigSchema.parse({})),
   })
@@ -108,7 +112,7 @@ export const runConfigSchema = z
       if (i > 0 && order(config.stages[i - 1]!) > order(stage)) {
         ctx.addIssue({ code: 'custom', path: ['stages', i], message: `stages run in lifecycle order (${STAGES.join(', ')}); "${stage}" comes before "${config.stages[i - 1]}"` });
       }
-      if ((stage === 'caption' || stage === 'translate') && !config.llm.endpoints[config[stage].endpoint]) {
+      if ((stage === 'caption' || stage === 'translate' || stage === 'fuse') && !config.llm.endpoints[config[stage].endpoint]) {
         ctx.addIssue({ code: 'custom', path: [stage, 'endpoint'], message: `no endpoint "${config[stage].endpoint}" in llm.endpoints` });
       }
       for (const need of STAGE_NEEDS[stage]) {
