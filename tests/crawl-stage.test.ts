@@ -139,6 +139,51 @@ describe('crawl stage with a real browser', () => {
   });
 });
 
+describe('crawl bounds and politeness', () => {
+  it('stops an infinite link space (a calendar) at the page budget and keeps robots.txt crawl-delay between pages', async () => {
+    const cal = await startSampleServer();
+    try {
+      cal.set('/robots.txt', { kind: 'bytes', body: Buffer.from('User-agent: *\nCrawl-delay: 1\n'), contentType: 'text/plain' });
+      const text = 'Kalendář akcí v Praze: koncerty, výstavy a divadla na každý den v měsíci, s programem a vstupenkami. '.repeat(3);
+      // Every day links to the next day and the next month: an unbounded space of pages.
+      for (let day = 0; day < 200; day++) {
+        cal.set(`/cal/${day}.html`, {
+          kind: 'bytes',
+          body: Buffer.from(`<!doctype html><html lang="cs"><head><title>Den ${day}</title></head><body><p>${text}</p><a href="${day + 1}.html">další den</a> <a href="${day + 30}.html">další měsíc</a></body></html>`),
+          contentType: 'text/html; charset=utf-8',
+        });
+      }
+      const config = testConfig({
+        name: `cal-${process.pid}`,
+        languages: ['cs'],
+        stages: ['crawl'],
+        inputs: [],
+        crawl: {
+          sites: { cs: { seeds: [cal.url('/cal/0.html')] } },
+          allowPrivateNetworks: ['127.0.0.1/32'],
+          perDomainDelayMs: 0,
+          maxDepth: 20,
+          maxPagesPerLanguage: 6,
+          batchSize: 2,
+          render: { settleMs: 200, scrollSteps: 0 },
+        },
+      });
+      const summary = await run(config, 'manual', 'cal');
+      expect(summary.status).toBe('completed');
+      expect(summary.languages.cs!.crawl).toEqual({ in: 6, kept: 6, rejected: {} });
+      const { rows } = await pool.query<{ t: Date }>('select crawled_at as t from crawl_pages where run_id = $1 order by crawled_at', [summary.runId]);
+      // One domain, Crawl-delay: 1 -> visits start at least a second apart. Pages are recorded when their
+      // render ends, so the span of the records is at least (n - 1) s less one render's variation.
+      const span = rows[rows.length - 1]!.t.getTime() - rows[0]!.t.getTime();
+      expect(span).toBeGreaterThanOrEqual((rows.length - 1) * 1000 - 1000);
+      const pending = await pool.query(`select count(*)::int as n from crawl_frontier where run_id = $1 and status = 'pending'`, [summary.runId]);
+      expect(pending.rows[0].n).toBeGreaterThan(0); // the space went on; the budget stopped the crawl
+    } finally {
+      await cal.close();
+    }
+  });
+});
+
 describe.skipIf(!HAVE_REAL_FIXTURES)('crawl stage from WARC archives', () => {
   it('reads pages and images from real WARC files, counts what it skipped, and hands the images to ingest', async () => {
     const warc = (f: string) => path.join(REAL_FIXTURES, 'warc', f);
