@@ -1,6 +1,6 @@
 /** bench:filter helper: byte-level copies of an image that decode to the same pixels. */
 
-/** Makes `bytes` unique for index `i` without changing a pixel (see the header). */
+/** Makes `bytes` unique for index `i` without changing a pixel (see bench/filter.ts). */
 export function variant(bytes: Buffer, i: number): Buffer {
   const tag = Buffer.from(`mella bench:filter copy ${i}`);
   if (bytes[0] === 0xff && bytes[1] === 0xd8) {

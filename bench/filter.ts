@@ -16,7 +16,7 @@
  *
  * Every measured run is a fresh child process (wall time, CPU time, peak RSS = VmHWM):
  *   - chain at N and bare at N (ROUNDS rounds, alternating; medians compared);
- *   - chain at BENCH_SMALL, for the peak-RSS comparison with N.
+ *   - chain and bare at BENCH_SMALL, for the peak-RSS comparison with N.
  * Then a short sequential breakdown (one image at a time) of where the chain spends its time
  * (bench/filter-profile.ts splits `decodable` further).
  * Last line: RESULT filter ratio=<chain time / bare time at N> goal=<=1.25
