@@ -119,29 +119,29 @@ export async function cachedChat(r: ChatRequest): Promise<ChatOutcome> {
     if (r.signal?.aborted) throw r.signal.reason ?? new Error('aborted');
     let waitMs: number | undefined;
     try {
-      const { data, response } = await endpoint.limited(estimateTokens(r), () =>
-        endpoint.client.chat.completions
+      // The answer is stored before the endpoint's slot is given back: answers paid for and not yet in
+      // the cache never outnumber `concurrency`, so a worker killed at any moment loses at most that many.
+      const out = await endpoint.limited(estimateTokens(r), async () => {
+        const { data, response } = await endpoint.client.chat.completions
           .create({ model: r.model, messages: r.messages, temperature: r.temperature, max_tokens: r.maxTokens }, { signal: r.signal })
-          .withResponse(),
-      );
-      if (!data || !Array.isArray(data.choices)) throw new Error('malformed completion: no choices');
-      const choice = data.choices[0];
-      const content = choice?.message?.content ?? '';
-      const out = {
-        content,
-        finishReason: choice?.finish_reason ?? null,
-        promptTokens: data.usage?.prompt_tokens ?? 0,
-        completionTokens: data.usage?.completion_tokens ?? 0,
-        standin: response.headers.get('x-mella-standin') === '1',
-      };
-      // Every answer is kept, an empty or refused one too: it was paid for, and its validation decides.
-      {
+          .withResponse();
+        if (!data || !Array.isArray(data.choices)) throw new Error('malformed completion: no choices');
+        const choice = data.choices[0];
+        const answer = {
+          content: choice?.message?.content ?? '',
+          finishReason: choice?.finish_reason ?? null,
+          promptTokens: data.usage?.prompt_tokens ?? 0,
+          completionTokens: data.usage?.completion_tokens ?? 0,
+          standin: response.headers.get('x-mella-standin') === '1',
+        };
+        // Every answer is kept, an empty or refused one too: it was paid for, and its validation decides.
         await db().query(
           `insert into llm_cache (cache_key, endpoint, model, prompt_version, input_hash, variant, content, finish_reason, prompt_tokens, completion_tokens, standin)
            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict do nothing`,
-          [cacheKey, endpoint.baseUrl, r.model, r.promptVersion, r.inputHash, r.variant ?? '', content, out.finishReason, out.promptTokens, out.completionTokens, out.standin],
+          [cacheKey, endpoint.baseUrl, r.model, r.promptVersion, r.inputHash, r.variant ?? '', answer.content, answer.finishReason, answer.promptTokens, answer.completionTokens, answer.standin],
         );
-      }
+        return answer;
+      });
       return { ok: true, ...out, cached: false, cacheKey, attempts: attempt };
     } catch (err) {
       if (r.signal?.aborted) throw err;

@@ -8,6 +8,7 @@
  * count; the done-marker is written last, from the stored outputs. Paid answers are in `llm_cache`
  * (call.ts), so an attempt that dies mid-shard pays for nothing twice.
  */
+import { setMaxListeners } from 'node:events';
 import { Context, CancelledFailure } from '@temporalio/activity';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import { db, inTransaction } from '../shared/db';
@@ -109,6 +110,9 @@ export async function runLlmShard<I extends { key: string }>(spec: LlmStageSpec<
   const done = await shardDone(spec.stage, runId, lang, shardIndex);
   if (done) return done;
   const ctx = Context.current();
+  // Every request in flight (and every backoff wait) listens on this signal, more than Node's default
+  // of 10 at any concurrency above 10; they are removed as they end, so this is no leak.
+  setMaxListeners(0, ctx.cancellationSignal);
   const config = await runConfig(runId);
   const settings = spec.settings(config);
   const endpoint = resolveEndpoint(config.llm, settings.endpoint);
