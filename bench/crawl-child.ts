@@ -4,6 +4,7 @@
  *   - ours / ours-noscroll: `PageRenderer.render` with the crawl stage's options (scrollSteps 0 for the second);
  *   - crawlee / crawlee-scroll: PlaywrightCrawler, `page.content()` through `extractImages` (the second
  *     first runs our scroll expression and waits for 300 ms of network quiet, as ours does);
+ *   - crawlee-incognito: crawlee with `useIncognitoPages` (a fresh context per page, as ours);
  *   - warc: `readWarcHtml` + `extractImages` over `spec.warcFile`.
  */
 import fs from 'node:fs';
@@ -113,6 +114,7 @@ async function crawlee(done: () => void): Promise<Pick<ChildResult, 'launches'>>
     {
       launchContext: {
         launcher: chromium,
+        useIncognitoPages: spec.mode === 'crawlee-incognito',
         // the same binary and switches as ours (resolveChromiumExecutable looks through Debian's launcher script)
         launchOptions: { executablePath: resolveChromiumExecutable().path, headless: true, args: [...CHROMIUM_ARGS] },
       },
