@@ -261,6 +261,13 @@ describe('a WARC written here', () => {
     expect(stats.records).toBe(stats.html + skippedTotal(stats));
   });
 
+  it("detects an undeclared windows-1251 body when the crawl's language is Russian (no fallback configured)", async () => {
+    const { pages, stats } = await readAll(gzPath, { maxBodyBytes: 100_000, language: 'ru' });
+    const undeclared = pages.find((p) => p.targetUri === 'https://ru.example/undeclared')!;
+    expect(undeclared).toMatchObject({ charset: 'windows-1251', charsetSource: 'detected', html: RU_HTML });
+    expect(stats.notes).toEqual({ charset_detected: 1 });
+  });
+
   it('resumes from a page offset (the cursor a shard activity would heartbeat)', async () => {
     for (const file of [plainPath, gzPath]) {
       const { pages } = await readAll(file, { maxBodyBytes: 100_000 });

@@ -25,6 +25,7 @@ export async function crawlWarc(args: { runId: string; lang: string; source: str
   const site = config.crawl.sites[lang];
   const stream = readWarcHtml(source, {
     ...(site?.warcFallbackCharset ? { fallbackCharset: site.warcFallbackCharset } : {}),
+    language: lang,
     userAgent: config.crawl.userAgent,
     signal: ctx.cancellationSignal,
   });

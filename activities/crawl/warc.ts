@@ -12,12 +12,13 @@ import fs from 'node:fs';
 import zlib from 'node:zlib';
 import iconv from 'iconv-lite';
 import { LimitReader, WARCParser, type WARCRecord } from 'warcio';
+import { detectCharset } from './charset-detect';
 import { extractImages, type ExtractOptions, type PageExtraction } from './extract-images';
 
 // ---------------------------------------------------------------------------------------------------
 // Types
 
-export type CharsetSource = 'bom' | 'http' | 'meta' | 'xml' | 'fallback' | 'default';
+export type CharsetSource = 'bom' | 'http' | 'meta' | 'xml' | 'detected' | 'fallback' | 'guessed' | 'default';
 
 export interface WarcHtmlPage {
   /** WARC-Target-URI. */
@@ -70,7 +71,7 @@ export interface WarcStats {
   skipped: Partial<Record<WarcSkipReason, number>>;
   /** Records by WARC-Type (`warcinfo`, `request`, `response`, `revisit`, `metadata`...). */
   types: Record<string, number>;
-  /** Notes on yielded pages that are not skips: `content_encoding_ignored` (body was not encoded as declared), `invalid_utf8`, `unknown_charset`. */
+  /** Notes on yielded pages that are not skips: `content_encoding_ignored` (body was not encoded as declared), `invalid_utf8`, `unknown_charset`, `charset_detected` / `charset_guessed` (undeclared, decoded by detection). */
   notes: Record<string, number>;
   /** Why reading stopped before the end of the input; null when the input was read to its end. */
   ended: { reason: WarcSkipReason; detail: string } | null;
@@ -79,8 +80,10 @@ export interface WarcStats {
 export interface WarcReadOptions {
   /** Largest raw or decoded body kept (default 10 MiB); larger records are skipped as `too_large`. */
   maxBodyBytes?: number;
-  /** Charset for undeclared bodies that are not valid UTF-8 (e.g. `windows-1251` for a Russian crawl). Default: none (UTF-8 with replacement characters). */
+  /** Charset for undeclared bodies that are not valid UTF-8 and that detection cannot place in `language` (e.g. `windows-1251` for a Russian crawl). */
   fallbackCharset?: string;
+  /** The crawl's target language: charset detection prefers an encoding whose model reads as this language. */
+  language?: string;
   /** Skip records carrying WARC-Truncated (default false: they are kept and flagged, see docs/crawl.md). */
   skipWarcTruncated?: boolean;
   /** For http(s) sources. */
@@ -203,24 +206,29 @@ export interface DecodedHtml {
   unknownLabels: string[];
   /** The UTF-8 default was used on bytes that are not valid UTF-8. */
   invalidUtf8: boolean;
+  /** jschardet's confidence, when the charset was detected or guessed. */
+  confidence?: number;
 }
 
 /**
  * Decode an HTML body: a byte-order mark wins; then the HTTP charset; then `<meta>` (a declared
  * UTF-16 in an ASCII-compatible prescan means UTF-8, as the HTML standard says); then an XML
- * declaration; then UTF-8 when the bytes are valid UTF-8, else `fallbackCharset` when given, else
- * UTF-8 with replacement characters. Labels map to decoders as the WHATWG Encoding Standard does
- * (`iso-8859-1` is windows-1252, `tis-620` is windows-874, `euc-kr` is cp949, `gb2312` is gb18030).
+ * declaration; then UTF-8 when the bytes are valid UTF-8; else statistical detection (charset-detect.ts)
+ * of an encoding that reads as the target `language`; else `fallbackCharset` when given; else
+ * detection's best guess in any language when confident enough; else UTF-8 with replacement
+ * characters. Labels map to decoders as the WHATWG Encoding Standard does (`iso-8859-1` is
+ * windows-1252, `tis-620` is windows-874, `euc-kr` is cp949, `gb2312` is gb18030).
  */
-export function decodeHtmlBody(bytes: Uint8Array, contentType: string | null, options: { fallbackCharset?: string } = {}): DecodedHtml {
+export function decodeHtmlBody(bytes: Uint8Array, contentType: string | null, options: { fallbackCharset?: string; language?: string } = {}): DecodedHtml {
   const unknownLabels: string[] = [];
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const done = (charset: string, charsetSource: CharsetSource, invalidUtf8 = false): DecodedHtml => ({
+  const done = (charset: string, charsetSource: CharsetSource, invalidUtf8 = false, confidence?: number): DecodedHtml => ({
     html: iconv.decode(buf, charset, { stripBOM: true }),
     charset,
     charsetSource,
     unknownLabels,
     invalidUtf8,
+    ...(confidence !== undefined ? { confidence } : {}),
   });
   if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) return done('utf-8', 'bom');
   if (buf[0] === 0xfe && buf[1] === 0xff) return done('utf-16be', 'bom');
@@ -239,8 +247,11 @@ export function decodeHtmlBody(bytes: Uint8Array, contentType: string | null, op
     unknownLabels.push(declared.label);
   }
   if (isValidUtf8(bytes)) return done('utf-8', 'default');
+  const detected = detectCharset(bytes, options.language, resolveCharset);
+  if (detected.forTarget) return done(detected.forTarget.charset, 'detected', false, detected.forTarget.confidence);
   const fb = resolveCharset(options.fallbackCharset);
   if (fb) return done(fb, 'fallback');
+  if (detected.bestGuess) return done(detected.bestGuess.charset, 'guessed', false, detected.bestGuess.confidence);
   return done('utf-8', 'default', true);
 }
 
@@ -549,8 +560,12 @@ export function readWarcHtml(source: string, options: WarcReadOptions = {}): War
         skip('not_html');
         continue;
       }
-      const dec = decodeHtmlBody(body, contentType, options.fallbackCharset ? { fallbackCharset: options.fallbackCharset } : {});
+      const dec = decodeHtmlBody(body, contentType, {
+        ...(options.fallbackCharset ? { fallbackCharset: options.fallbackCharset } : {}),
+        ...(options.language ? { language: options.language } : {}),
+      });
       if (dec.invalidUtf8) note('invalid_utf8');
+      if (dec.charsetSource === 'detected' || dec.charsetSource === 'guessed') note(`charset_${dec.charsetSource}`);
       if (dec.unknownLabels.length) note('unknown_charset');
       stats.html++;
       yield {
