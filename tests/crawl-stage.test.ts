@@ -97,6 +97,18 @@ describe('crawl stage with a real browser', () => {
       expect(again.crawl![lang]).toMatchObject({ handedOff: 0, refresh: { new: 0, changed: 0, unchanged: site.harvestedPerLanguage, gone: 0 } });
       expect(again.languages[lang]!.crawl!.rejected.unchanged).toBe(site.harvestedPerLanguage);
     }
+    // The sample server sends ETags and answers If-None-Match: every unchanged page was settled by a
+    // conditional GET (304), without rendering it, and kept its title from the previous crawl.
+    const revalidated = await pool.query<{ outcome: string; http_status: number; detail: string; title: string | null; content_sha256: string | null }>(
+      `select outcome, http_status, detail, title, content_sha256 from crawl_pages where run_id = $1 and outcome = 'unchanged'`,
+      [again.runId],
+    );
+    expect(revalidated.rows).toHaveLength(site.harvestedPerLanguage * LANGS.length);
+    for (const row of revalidated.rows) {
+      expect(row).toMatchObject({ http_status: 304, detail: '304 Not Modified (If-None-Match)' });
+      expect(row.title).toBeTruthy();
+      expect(row.content_sha256).toMatch(/^[0-9a-f]{64}$/);
+    }
     // One page changes: a new picture on the Czech gallery.
     server.set('/img/cs/new-picture.jpg', { kind: 'bytes', body: await drawSceneImage('new-picture', 7), contentType: 'image/jpeg' });
     const gallery = await (await fetch(server.url('/site/cs/gallery.html'))).text();
@@ -109,6 +121,24 @@ describe('crawl stage with a real browser', () => {
     expect(third.crawl!.cs).toMatchObject({ handedOff: 1, refresh: { changed: 1, unchanged: site.harvestedPerLanguage - 1 } });
     expect(third.crawl!.th).toMatchObject({ handedOff: 0 });
     expect(third.languages.cs!.ingest).toMatchObject({ in: 1, kept: 1 });
+    // The changed page failed revalidation (new ETag, 200) and was rendered; the others got 304.
+    const statuses = await pool.query<{ url: string; outcome: string; http_status: number }>(
+      `select url, outcome, http_status from crawl_pages where run_id = $1 and lang = 'cs' and outcome in ('harvested', 'unchanged')`,
+      [third.runId],
+    );
+    const galleryRows = statuses.rows.filter((r) => r.url.endsWith('/site/cs/gallery.html'));
+    expect(galleryRows).toEqual([expect.objectContaining({ outcome: 'harvested', http_status: 200 })]);
+    expect(statuses.rows.filter((r) => r.outcome === 'unchanged').every((r) => r.http_status === 304)).toBe(true);
+  });
+
+  it('with revalidation off, a refresh renders every known page and decides by content hash', async () => {
+    const name = `crawl-norevalidate-${process.pid}`;
+    await run(crawlConfig(name, ['crawl'], { revalidate: false }), 'manual', 'norv');
+    const again = await run(crawlConfig(name, ['crawl'], { revalidate: false }), 'refresh', 'norv-refresh');
+    expect(again.crawl!.th).toMatchObject({ refresh: { new: 0, changed: 0, unchanged: site.harvestedPerLanguage, gone: 0 } });
+    const { rows } = await pool.query<{ http_status: number }>(`select http_status from crawl_pages where run_id = $1 and outcome = 'unchanged'`, [again.runId]);
+    expect(rows.length).toBe(site.harvestedPerLanguage * LANGS.length);
+    expect(rows.every((r) => r.http_status === 200)).toBe(true);
   });
 
   it('survives a SIGKILLed browser worker in the middle of the crawl: every page once, none lost', async () => {

@@ -20,6 +20,7 @@ import { previousRun } from './previous-run';
 import { recordPage } from './record-page';
 import { fetchRobots, robotsFromFetch, robotsUrlFor, type RobotsPolicy } from './robots';
 import { PageRenderer } from './browser';
+import { hasValidators, revalidate } from './revalidate';
 
 export interface CrawlBatchResult {
   result: ShardResult;
@@ -73,6 +74,37 @@ async function robotsFor(url: string, c: CrawlConfig): Promise<RobotsPolicy> {
   return p;
 }
 
+interface PreviousPage {
+  content_sha256: string | null;
+  etag: string | null;
+  last_modified: string | null;
+  final_url: string | null;
+  declared_lang: string | null;
+  detected_lang: string | null;
+  title: string | null;
+  site_name: string | null;
+}
+
+/** The previous crawl's record of a page it harvested (or found unchanged); undefined for a page new to this refresh. */
+async function previousPage(prev: string, lang: string, urlKey: string): Promise<PreviousPage | undefined> {
+  const { rows } = await db().query<PreviousPage>(
+    `select content_sha256, etag, last_modified, final_url, declared_lang, detected_lang, title, site_name
+       from crawl_pages where run_id = $1 and lang = $2 and url_key = $3 and outcome in ('harvested', 'unchanged')`,
+    [prev, lang, urlKey],
+  );
+  return rows[0];
+}
+
+/** The validators belong to the response the page ended at: ask that URL when it is on the same host. */
+function revalidationUrl(url: string, finalUrl: string | null): string {
+  if (!finalUrl) return url;
+  try {
+    return new URL(finalUrl).host === new URL(url).host ? finalUrl : url;
+  } catch {
+    return url;
+  }
+}
+
 async function politeWait(domain: string, delayMs: number, signal: AbortSignal) {
   const wait = (lastVisit.get(domain) ?? 0) + delayMs - Date.now();
   if (wait > 0) {
@@ -110,6 +142,26 @@ export async function crawlBatch(args: { runId: string; lang: string; batchNo: n
       }
     }
     await politeWait(page.domain, delay, signal);
+    // A refresh: what the previous crawl of this page stored, and first a conditional GET with its
+    // validators. A 304 is an unchanged page without starting the browser. Its links are not
+    // followed: the refresh's plan already holds every page the previous crawl knew.
+    const before = prev ? await previousPage(prev, lang, page.url_key) : undefined;
+    if (before && c.revalidate && hasValidators({ etag: before.etag, lastModified: before.last_modified })) {
+      const rv = await revalidate(revalidationUrl(page.url, before.final_url), { etag: before.etag, lastModified: before.last_modified }, {
+        userAgent: c.userAgent, allowPrivateNetworks: c.allowPrivateNetworks, signal,
+      });
+      if (signal.aborted) return;
+      if (rv.notModified) {
+        await recordPage(runId, lang, {
+          ...base, outcome: 'unchanged', httpStatus: 304, detail: `304 Not Modified (${rv.header})`, finalUrl: before.final_url,
+          contentSha256: before.content_sha256, etag: rv.etag ?? before.etag, lastModified: rv.lastModified ?? before.last_modified,
+          declaredLang: before.declared_lang, detectedLang: before.detected_lang, title: before.title, siteName: before.site_name, followLinks: false,
+        }, c, true);
+        return;
+      }
+      // The page changed or could not be revalidated: the render is a second request to the domain.
+      await politeWait(page.domain, delay, signal);
+    }
     const r = await renderer!.render(page.url, c.render, signal);
     if (signal.aborted) return;
     if (!r.ok) {
@@ -123,12 +175,8 @@ export async function crawlBatch(args: { runId: string; lang: string; batchNo: n
     };
     // A refresh: a harvested page whose content did not change since the previous crawl sends nothing
     // new (its links are still followed). A page rejected before is judged again.
-    if (prev) {
-      const before = await db().query<{ content_sha256: string | null }>(
-        `select content_sha256 from crawl_pages where run_id = $1 and lang = $2 and url_key = $3 and outcome in ('harvested', 'unchanged')`,
-        [prev, lang, page.url_key],
-      );
-      if (before.rows[0]?.content_sha256 === sha) {
+    if (before) {
+      if (before.content_sha256 === sha) {
         await recordPage(runId, lang, { ...common, outcome: 'unchanged', followLinks: true }, c, true);
         return;
       }

@@ -43,6 +43,11 @@ export const crawlConfigSchema = z
     /** Least time between two pages of one domain, per worker process. */
     perDomainDelayMs: z.number().int().min(0).default(1000),
     respectRobots: z.boolean().default(true),
+    /**
+     * Refresh runs: a known page whose previous crawl stored an ETag or Last-Modified is first asked
+     * with a conditional GET; a 304 records it unchanged without starting the browser (revalidate.ts).
+     */
+    revalidate: z.boolean().default(true),
     userAgent: z.string().min(1).default(DEFAULT_USER_AGENT),
     /** Hosts or CIDRs exempt from the SSRF guard (e.g. "127.0.0.1/32" for a local site). */
     allowPrivateNetworks: z.array(z.string()).default([]),

@@ -26,6 +26,9 @@ export interface PageOutcome {
   contentSha256?: string | null;
   etag?: string | null;
   lastModified?: string | null;
+  /** Title and site name when there is no extraction (a page revalidated with 304 keeps its previous ones). */
+  title?: string | null;
+  siteName?: string | null;
   /** Harvested pages: what was extracted. */
   extraction?: PageExtraction;
   /** Live image sizes from the browser, by image URL. */
@@ -45,7 +48,7 @@ export async function recordPage(runId: string, lang: string, p: PageOutcome, co
        values ($1,$2,$3,$4,$5,$6,$20,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19) on conflict do nothing`,
       [
         runId, lang, p.urlKey, p.url, p.finalUrl ?? null, p.via, p.outcome, p.reason ?? null, p.detail?.slice(0, 500) ?? null, p.httpStatus ?? null,
-        p.declaredLang ?? page?.lang ?? null, p.detectedLang ?? null, page?.title ?? null, page?.siteName ?? null, p.contentSha256 ?? null,
+        p.declaredLang ?? page?.lang ?? null, p.detectedLang ?? null, page?.title ?? p.title ?? null, page?.siteName ?? p.siteName ?? null, p.contentSha256 ?? null,
         p.etag ?? null, p.lastModified ?? null, images.length, links.length, p.source ?? null,
       ],
     );

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -37,7 +38,14 @@ export async function startSampleServer(routes: Map<string, Route> = new Map(), 
       case 'bytes': {
         const send = () => {
           if (res.destroyed) return;
-          res.writeHead(200, { 'content-type': route.contentType, 'content-length': route.body.length, ...route.headers }).end(route.body);
+          // As a static file server does: a strong ETag from the bytes, and 304 to a matching If-None-Match.
+          const etag = route.headers?.etag ?? `"${createHash('sha1').update(route.body).digest('base64url')}"`;
+          const ifNoneMatch = req.headers['if-none-match'];
+          if (ifNoneMatch && ifNoneMatch.split(',').map((t) => t.trim().replace(/^W\//, '')).includes(etag.replace(/^W\//, ''))) {
+            res.writeHead(304, { etag }).end();
+            return;
+          }
+          res.writeHead(200, { 'content-type': route.contentType, 'content-length': route.body.length, etag, ...route.headers }).end(route.body);
         };
         if (!route.delayMs) return send();
         const t = setTimeout(() => {
