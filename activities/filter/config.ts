@@ -112,6 +112,12 @@ const filterConfigObject = z
     text: section(DEFAULT_TEXT_OPERATORS).default({ operators: [...DEFAULT_TEXT_OPERATORS], options: {} }),
     /** The training-set copy of every kept image (image/normalize.ts). */
     normalize: normalizeImageConfigSchema.default(normalizeImageConfigSchema.parse({})),
+    /**
+     * Near-duplicates of images that earlier dataset versions published (stage/published.ts), with
+     * `phash-dedup`'s distance: `dataset` compares with the earlier versions of this run's dataset
+     * (`merge.name`), `all` with every version in the database, `none` turns it off.
+     */
+    dedupAgainstVersions: z.enum(['dataset', 'all', 'none']).default('dataset'),
     /** Overrides by language (exact tag first, then its base language: "sr-Latn", then "sr"). */
     languages: z.record(languageCode, z.object({ image: languageSection.optional(), text: languageSection.optional() }).strict()).default({}),
   })

@@ -15,7 +15,9 @@ import { inTransaction } from '../../shared/db';
 import type { DedupResult } from '../pipeline';
 import { dedupImages, dedupTexts } from '../pipeline';
 import type { Fidelity } from '../operator';
+import { runConfig } from '../../run/run-record';
 import { filterPipelineFor } from './pipeline-cache';
+import { matchPublished, publishedImages } from './published';
 
 export interface DedupPassResult {
   imagesIn: number;
@@ -60,8 +62,12 @@ export async function dedupFilter(args: { runId: string; lang: string }): Promis
         where run_id = $1 and lang = $2 and kept and phash is not null order by sha256`,
       [runId, lang],
     );
+    // 1a. Copies of what earlier dataset versions published (published.ts), before the in-run groups.
+    const publishedRemoval = await removePublishedCopies(client, runId, lang, images.rows, pipeline);
     const imageResult = dedupImages(
-      images.rows.map((r) => ({ id: r.sha256, phash: r.phash, width: r.width, height: r.height, bytes: r.bytes, fidelity: r.fidelity, frames: r.frames })),
+      images.rows
+        .filter((r) => !publishedRemoval.removed.has(r.sha256))
+        .map((r) => ({ id: r.sha256, phash: r.phash, width: r.width, height: r.height, bytes: r.bytes, fidelity: r.fidelity, frames: r.frames })),
       pipeline,
     );
     const imageGroups = membership(imageResult);
@@ -108,9 +114,9 @@ export async function dedupFilter(args: { runId: string; lang: string }): Promis
     }
     const result = {
       imagesIn: images.rows.length,
-      imagesRemoved: removedImages.length,
-      recordsIn: records.rows.length,
-      recordsRemoved: removedRecords.length,
+      imagesRemoved: removedImages.length + publishedRemoval.removed.size,
+      recordsIn: records.rows.length + publishedRemoval.recordsRemoved,
+      recordsRemoved: removedRecords.length + publishedRemoval.recordsRemoved,
     };
     await client.query(
       `insert into filter_dedup_passes (run_id, lang, images_in, images_removed, records_in, records_removed) values ($1, $2, $3, $4, $5, $6)`,
@@ -119,6 +125,53 @@ export async function dedupFilter(args: { runId: string; lang: string }): Promis
     return { ...result, rejected: await removedByReason(client, runId, lang), skipped: false };
   });
 }
+
+/**
+ * Removes the kept images that are near-duplicates of images earlier dataset versions published. A
+ * record of a removed image points to the published image when this run kept that one too (as for an
+ * in-run group); otherwise the record is removed with the same reason (the picture is in the dataset
+ * already, with the alt its earlier version carries).
+ */
+async function removePublishedCopies(
+  client: import('pg').PoolClient,
+  runId: string,
+  lang: string,
+  kept: readonly { sha256: string; phash: string }[],
+  pipeline: Awaited<ReturnType<typeof filterPipelineFor>>,
+): Promise<{ removed: Set<string>; recordsRemoved: number }> {
+  const none = { removed: new Set<string>(), recordsRemoved: 0 };
+  const phashStep = pipeline.imageSet.find((s) => s.op.name === 'phash-dedup');
+  if (!phashStep || kept.length === 0) return none;
+  const config = await runConfig(runId);
+  const against = config.filter.dedupAgainstVersions;
+  if (against === 'none') return none;
+  const published = await publishedImages(client, runId, lang, against, config.merge.name);
+  if (published.length === 0) return none;
+  const maxDistance = (phashStep.config as { maxDistance: number }).maxDistance;
+  const matches = matchPublished(kept, published, maxDistance);
+  const keptHere = new Set(kept.map((k) => k.sha256));
+  let recordsRemoved = 0;
+  for (const m of matches) {
+    await client.query(
+      `update filter_images set kept = false, operator = 'phash-dedup', reason = $4, measured = $5, threshold = $6, detail = $7, duplicate_of = $8
+        where run_id = $1 and lang = $2 and sha256 = $3`,
+      [runId, lang, m.sha256, PUBLISHED_REASON, json(m.distance), json(maxDistance), `near image ${m.publishedSha256.slice(0, 16)} of version ${m.versionId}`, m.publishedSha256],
+    );
+    if (keptHere.has(m.publishedSha256)) {
+      await client.query('update filter_records set image_sha256 = $4 where run_id = $1 and lang = $2 and sha256 = $3', [runId, lang, m.sha256, m.publishedSha256]);
+    } else {
+      const r = await client.query(`update filter_records set kept = false, reason = $4 where run_id = $1 and lang = $2 and image_sha256 = $3 and kept`, [runId, lang, m.sha256, PUBLISHED_REASON]);
+      recordsRemoved += r.rowCount ?? 0;
+    }
+    await client.query(
+      `insert into filter_duplicate_groups (run_id, lang, operator, keeper, member, measured) values ($1, $2, 'phash-dedup', $3, $4, $5) on conflict do nothing`,
+      [runId, lang, m.publishedSha256, m.sha256, m.distance],
+    );
+  }
+  return { removed: new Set(matches.map((m) => m.sha256)), recordsRemoved };
+}
+
+const PUBLISHED_REASON = 'near_duplicate_of_published';
 
 /** Survivors of the set operators get them in their passed list (counters count them kept). */
 async function appendPassed(
@@ -142,8 +195,10 @@ async function appendPassed(
 async function removedByReason(client: import('pg').PoolClient, runId: string, lang: string): Promise<Record<string, number>> {
   const { rows } = await client.query<{ reason: string; n: string }>(
     `select text_reason as reason, count(*) as n from filter_records
-      where run_id = $1 and lang = $2 and text_operator = any($3) group by 1`,
-    [runId, lang, (await filterPipelineFor(runId, lang)).textSet.map((s) => s.op.name)],
+      where run_id = $1 and lang = $2 and text_operator = any($3) group by 1
+     union all
+     select reason, count(*) as n from filter_records where run_id = $1 and lang = $2 and not kept and reason = $4 group by 1`,
+    [runId, lang, (await filterPipelineFor(runId, lang)).textSet.map((s) => s.op.name), PUBLISHED_REASON],
   );
   return Object.fromEntries(rows.map((r) => [r.reason, Number(r.n)]));
 }
