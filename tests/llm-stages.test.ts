@@ -1,4 +1,9 @@
+import OpenAI, { APIConnectionTimeoutError, RateLimitError } from 'openai';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { retryAfterMs } from '../activities/llm/call';
+import { httpFetch } from '../activities/llm/http-fetch';
+import { jpegForRequest, jpegInfo } from '../activities/llm/image';
 import { startRun, waitRun } from '../cli/runs';
 import { startLlmStandin, type FaultPlan, type LlmStandin } from '../infra/llm-standin/index';
 import { buildDemoSet, type DemoSet } from '../infra/sample-site/demo-set';
@@ -261,5 +266,47 @@ describe('secrets', () => {
       await stopProcess(worker);
       workers = await startWorkers(['mella-cpu', 'mella-llm']);
     }
+  });
+});
+
+describe('request building and transport', () => {
+  const photo = (width: number, height: number) =>
+    sharp({ create: { width, height, channels: 3, background: { r: 40, g: 120, b: 200 }, noise: { type: 'gaussian', mean: 128, sigma: 20 } } });
+
+  it('sends a training copy that already is a small JPEG byte for byte, and re-encodes anything else', async () => {
+    const small = await photo(160, 120).jpeg({ quality: 85 }).toBuffer();
+    expect(jpegInfo(small)).toEqual({ width: 160, height: 120, components: 3, exif: false });
+    expect((await jpegForRequest(small, 768)).equals(small)).toBe(true);
+    const progressive = await photo(300, 200).jpeg({ progressive: true }).toBuffer();
+    expect((await jpegForRequest(progressive, 768)).equals(progressive)).toBe(true);
+    // Larger than the size sent: shrunk.
+    const large = await photo(1000, 800).jpeg().toBuffer();
+    const shrunk = await jpegForRequest(large, 768);
+    expect(await sharp(shrunk).metadata()).toMatchObject({ format: 'jpeg', width: 768, height: 614 });
+    // Not a JPEG: re-encoded as one.
+    const png = await photo(100, 80).png().toBuffer();
+    expect(jpegInfo(png)).toBeUndefined();
+    expect(await sharp(await jpegForRequest(png, 768)).metadata()).toMatchObject({ format: 'jpeg', width: 100, height: 80 });
+    // An EXIF orientation (a re-encode drops it, as before): re-encoded.
+    const rotated = await photo(160, 120).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    expect(jpegInfo(rotated)?.exif).toBe(true);
+    expect((await jpegForRequest(rotated, 768)).equals(rotated)).toBe(false);
+  });
+
+  it('the openai client over http-fetch: answers with headers, typed errors with Retry-After, timeouts', async () => {
+    const standin = await startLlmStandin({ latencyMs: 0 });
+    standins.push(standin);
+    const client = new OpenAI({ baseURL: standin.baseUrl, apiKey: 'k', maxRetries: 0, timeout: 300, fetch: httpFetch });
+    const body = { model: 'm', messages: [{ role: 'user' as const, content: 'hello' }] };
+    const { data, response } = await client.chat.completions.create(body).withResponse();
+    expect(data.choices[0]!.message.content).toContain('[stand-in]');
+    expect(response.headers.get('x-mella-standin')).toBe('1');
+    const limited = await client.chat.completions.create(body, { headers: { 'x-standin-fault': '429=3' } }).catch((e: unknown) => e);
+    expect(limited).toBeInstanceOf(RateLimitError);
+    expect(retryAfterMs((limited as RateLimitError).headers as Headers)).toBe(3000);
+    const hung = await client.chat.completions.create(body, { headers: { 'x-standin-fault': 'hang' } }).catch((e: unknown) => e);
+    expect(hung).toBeInstanceOf(APIConnectionTimeoutError);
+    const malformed = await client.chat.completions.create(body, { headers: { 'x-standin-fault': 'malformed-json' } }).catch((e: unknown) => e);
+    expect(malformed).toBeInstanceOf(SyntaxError);
   });
 });

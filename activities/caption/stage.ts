@@ -1,16 +1,17 @@
 /**
  * The caption stage: for each image the filter stage kept in a language, a detailed English
  * description from a multimodal model (the language source, D_ling, before translation). The image is
- * sent as a data URL, resized from its normalized training copy. Captions do not depend on the target
+ * sent as a JPEG data URL: the normalized training copy as it is when it is a JPEG within `imageMaxSide`,
+ * else resized and re-encoded (activities/llm/image.ts). Captions do not depend on the target
  * language, so an image kept in two languages is paid for once (the second is a cache hit).
  */
-import sharp from 'sharp';
 import { blobs } from '../shared/blobs';
 import { db } from '../shared/db';
 import type { RunConfig } from '../shared/config';
 import { ConfigError } from '../shared/config';
 import { languageIdConfigSchema, languageIdOperator } from '../filter/text/language-id';
 import { words } from '../filter/text/segment';
+import { jpegDataUrl } from '../llm/image';
 import { planLlmStage, runLlmShard, type LlmStageSpec } from '../llm/stage';
 import { captionPrompt } from './prompts';
 
@@ -44,6 +45,8 @@ export const captionSpec: LlmStageSpec<CaptionItem> = {
     );
     return rows.map((r) => ({ key: r.key, trainSha256: r.train_sha256, trainBlobKey: r.train_blob_key }));
   },
+  // Same picture, same size sent: same answer (the training copy's hash plus the size sent).
+  inputHash: (item, _lang, config) => `${item.trainSha256}:${config.caption.imageMaxSide}`,
   async buildRequest(item, _lang, config: RunConfig, retry) {
     const c = config.caption;
     let prompt;
@@ -52,17 +55,13 @@ export const captionSpec: LlmStageSpec<CaptionItem> = {
     } catch (err) {
       throw new ConfigError((err as Error).message);
     }
-    const jpeg = await sharp(await blobs().get(item.trainBlobKey))
-      .resize(c.imageMaxSide, c.imageMaxSide, { fit: 'inside', withoutEnlargement: true })
-      .jpeg({ quality: 85 })
-      .toBuffer();
+    const url = await jpegDataUrl(await blobs().get(item.trainBlobKey), c.imageMaxSide);
     const system = retry ? `${prompt.system}\n\n${prompt.retry(retry.reason, retry.detail)}` : prompt.system;
     return {
-      // Same picture, same size sent: same answer (the training copy's hash plus the size sent).
-      inputHash: `${item.trainSha256}:${c.imageMaxSide}`,
+      inputHash: captionSpec.inputHash!(item, _lang, config),
       messages: [
         { role: 'system', content: system },
-        { role: 'user', content: [{ type: 'text', text: prompt.user }, { type: 'image_url', image_url: { url: `data:image/jpeg;base64,${jpeg.toString('base64')}` } }] },
+        { role: 'user', content: [{ type: 'text', text: prompt.user }, { type: 'image_url', image_url: { url } }] },
       ],
     };
   },

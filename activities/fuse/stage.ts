@@ -6,12 +6,12 @@
  * (`Target language:` and `Alt text:` lines), which a real model reads as instructions.
  */
 import { createHash } from 'node:crypto';
-import sharp from 'sharp';
 import { blobs } from '../shared/blobs';
 import { db } from '../shared/db';
 import { altTextLine, targetLanguageLine } from '../../infra/llm-standin/conventions';
 import { languageIdConfigSchema, languageIdOperator } from '../filter/text/language-id';
 import { comparisonKey, graphemeCount } from '../filter/text/segment';
+import { jpegDataUrl } from '../llm/image';
 import { planLlmStage, runLlmShard, type LlmStageSpec } from '../llm/stage';
 import { languageName } from '../translate/prompts';
 
@@ -62,25 +62,23 @@ export const fuseSpec: LlmStageSpec<FuseItem> = {
     );
     return rows.map((r) => ({ key: r.key, alt: r.alt, trainSha256: r.train_sha256, trainBlobKey: r.train_blob_key }));
   },
+  inputHash: (item, lang, config) => createHash('sha256').update(JSON.stringify([item.trainSha256, config.fuse.imageMaxSide, item.alt, lang])).digest('hex'),
   async buildRequest(item, lang, config, retry) {
     const c = config.fuse;
     const prompt = FUSE_PROMPTS[c.promptVersion];
     if (!prompt) throw new Error(`unknown fuse prompt version "${c.promptVersion}"`);
     const name = languageName(lang);
-    const jpeg = await sharp(await blobs().get(item.trainBlobKey))
-      .resize(c.imageMaxSide, c.imageMaxSide, { fit: 'inside', withoutEnlargement: true })
-      .jpeg({ quality: 85 })
-      .toBuffer();
+    const url = await jpegDataUrl(await blobs().get(item.trainBlobKey), c.imageMaxSide);
     const system = prompt.system(lang, name) + (retry ? `\n\nYour previous answer was rejected (${retry.reason}: ${retry.detail}). Answer again in ${name} only.` : '');
     return {
-      inputHash: createHash('sha256').update(JSON.stringify([item.trainSha256, c.imageMaxSide, item.alt, lang])).digest('hex'),
+      inputHash: fuseSpec.inputHash!(item, lang, config),
       messages: [
         { role: 'system', content: system },
         {
           role: 'user',
           content: [
             { type: 'text', text: `${prompt.user(name)}\n${altTextLine(item.alt)}` },
-            { type: 'image_url', image_url: { url: `data:image/jpeg;base64,${jpeg.toString('base64')}` } },
+            { type: 'image_url', image_url: { url } },
           ],
         },
       ],

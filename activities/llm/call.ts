@@ -1,7 +1,8 @@
 /**
- * One paid call, never paid twice: a chat completion looked up in the PostgreSQL cache first, keyed by
- * endpoint URL, model, prompt version, parameters and input hash; otherwise sent within the endpoint's
- * limits, retried with exponential backoff that honours `Retry-After`, and stored.
+ * One paid call, never paid twice: a chat completion looked up in the PostgreSQL cache first (or in a
+ * batched lookup the shard made for all its items), keyed by endpoint URL, model, prompt version,
+ * parameters and input hash; otherwise sent within the endpoint's limits, retried with exponential
+ * backoff that honours `Retry-After`, and stored (in group commits) before its concurrency slot is freed.
  *
  * Failures are classified:
  *  - 401/403 (the key) and 404 (the model or URL): the configuration is wrong; non-retryable failure
@@ -31,6 +32,96 @@ export interface ChatRequest {
   signal?: AbortSignal;
   /** Called while waiting (backoff, rate limits), so a long wait still heartbeats. */
   onWait?: () => void;
+  /**
+   * The result of a batched cache lookup made for this request's key shortly before (`lookupCache`):
+   * when it holds the key, the single lookup is skipped (a hit is served, a miss is sent).
+   */
+  prefetched?: CacheLookup;
+}
+
+interface CachedRow {
+  content: string;
+  finish_reason: string | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  standin: boolean;
+}
+
+/** What one batched lookup found: the keys it asked about, and the answers among them. */
+export interface CacheLookup {
+  asked: ReadonlySet<string>;
+  hits: ReadonlyMap<string, CachedRow>;
+}
+
+/** One query for many cache keys (a shard's items, both variants), instead of one query a request. */
+export async function lookupCache(keys: readonly string[]): Promise<CacheLookup> {
+  const asked = new Set(keys);
+  const hits = new Map<string, CachedRow>();
+  if (asked.size === 0) return { asked, hits };
+  const { rows } = await db().query<CachedRow & { cache_key: string }>(
+    'select cache_key, content, finish_reason, prompt_tokens, completion_tokens, standin from llm_cache where cache_key = any($1::text[])',
+    [[...asked]],
+  );
+  for (const row of rows) hits.set(row.cache_key, row);
+  return { asked, hits };
+}
+
+interface CacheRow {
+  cacheKey: string;
+  endpoint: string;
+  model: string;
+  promptVersion: string;
+  inputHash: string;
+  variant: string;
+  content: string;
+  finishReason: string | null;
+  promptTokens: number;
+  completionTokens: number;
+  standin: boolean;
+}
+
+/**
+ * Answers are written in groups ("group commit"): while one insert is on its way, the answers that
+ * arrive queue up and go in the next insert together. Each caller waits until its own row is committed,
+ * so the answer is durable before the caller releases its concurrency slot, exactly as with one insert
+ * per answer; at 32 requests in flight this is one statement for several answers instead of one each.
+ */
+let cacheQueue: { row: CacheRow; resolve: () => void; reject: (e: unknown) => void }[] = [];
+let cacheWriting = false;
+
+function storeAnswer(row: CacheRow): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    cacheQueue.push({ row, resolve, reject });
+    if (!cacheWriting) void writeCacheQueue();
+  });
+}
+
+async function writeCacheQueue(): Promise<void> {
+  cacheWriting = true;
+  try {
+    while (cacheQueue.length > 0) {
+      const batch = cacheQueue;
+      cacheQueue = [];
+      const rows = batch.map((b) => b.row);
+      try {
+        await db().query(
+          `insert into llm_cache (cache_key, endpoint, model, prompt_version, input_hash, variant, content, finish_reason, prompt_tokens, completion_tokens, standin)
+           select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::int[], $11::boolean[])
+           on conflict do nothing`,
+          [
+            rows.map((r) => r.cacheKey), rows.map((r) => r.endpoint), rows.map((r) => r.model), rows.map((r) => r.promptVersion),
+            rows.map((r) => r.inputHash), rows.map((r) => r.variant), rows.map((r) => r.content), rows.map((r) => r.finishReason),
+            rows.map((r) => r.promptTokens), rows.map((r) => r.completionTokens), rows.map((r) => r.standin),
+          ],
+        );
+        for (const b of batch) b.resolve();
+      } catch (err) {
+        for (const b of batch) b.reject(err);
+      }
+    }
+  } finally {
+    cacheWriting = false;
+  }
 }
 
 export type ChatOutcome =
@@ -104,12 +195,12 @@ const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).s
 
 export async function cachedChat(r: ChatRequest): Promise<ChatOutcome> {
   const cacheKey = cacheKeyOf(r);
-  const hit = await db().query<{ content: string; finish_reason: string | null; prompt_tokens: number; completion_tokens: number; standin: boolean }>(
-    'select content, finish_reason, prompt_tokens, completion_tokens, standin from llm_cache where cache_key = $1',
-    [cacheKey],
-  );
-  if (hit.rows[0]) {
-    const h = hit.rows[0];
+  const h = r.prefetched?.asked.has(cacheKey)
+    ? r.prefetched.hits.get(cacheKey)
+    : (
+        await db().query<CachedRow>('select content, finish_reason, prompt_tokens, completion_tokens, standin from llm_cache where cache_key = $1', [cacheKey])
+      ).rows[0];
+  if (h) {
     return { ok: true, content: h.content, finishReason: h.finish_reason, promptTokens: h.prompt_tokens, completionTokens: h.completion_tokens, cached: true, standin: h.standin, cacheKey, attempts: 0 };
   }
   const { endpoint } = r;
@@ -135,11 +226,7 @@ export async function cachedChat(r: ChatRequest): Promise<ChatOutcome> {
           standin: response.headers.get('x-mella-standin') === '1',
         };
         // Every answer is kept, an empty or refused one too: it was paid for, and its validation decides.
-        await db().query(
-          `insert into llm_cache (cache_key, endpoint, model, prompt_version, input_hash, variant, content, finish_reason, prompt_tokens, completion_tokens, standin)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) on conflict do nothing`,
-          [cacheKey, endpoint.baseUrl, r.model, r.promptVersion, r.inputHash, r.variant ?? '', answer.content, answer.finishReason, answer.promptTokens, answer.completionTokens, answer.standin],
-        );
+        await storeAnswer({ cacheKey, endpoint: endpoint.baseUrl, model: r.model, promptVersion: r.promptVersion, inputHash: r.inputHash, variant: r.variant ?? '', ...answer });
         return answer;
       });
       return { ok: true, ...out, cached: false, cacheKey, attempts: attempt };

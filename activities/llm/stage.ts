@@ -16,7 +16,7 @@ import type { RunConfig } from '../shared/config';
 import { runConfig } from '../run/run-record';
 import type { ShardResult } from '../../workflows/types';
 import { parseStandinMarker } from '../../infra/llm-standin/conventions';
-import { cachedChat, type ChatOutcome } from './call';
+import { cacheKeyOf, cachedChat, lookupCache, type CacheLookup, type ChatOutcome } from './call';
 import { resolveEndpoint } from './endpoint';
 
 export type LlmStageName = 'caption' | 'translate' | 'fuse';
@@ -40,6 +40,11 @@ export interface LlmStageSpec<I extends { key: string }> {
   planKeys(runId: string, lang: string): Promise<string[]>;
   /** The shard's items that have no output yet. */
   loadItems(runId: string, lang: string, shardIndex: number, config: RunConfig): Promise<I[]>;
+  /**
+   * The item's input hash without building the request (no image is read): lets the shard look up all
+   * its items in the cache with one query. Must equal the `inputHash` that `buildRequest` returns.
+   */
+  inputHash?(item: I, lang: string, config: RunConfig): string;
   /** Messages for the item; `retry` carries the reason the previous answer was refused. */
   buildRequest(item: I, lang: string, config: RunConfig, retry?: { reason: string; detail: string }): Promise<{ messages: ChatCompletionMessageParam[]; inputHash: string }>;
   /** Judges the answer (stand-in marker already removed). */
@@ -134,19 +139,28 @@ export async function runLlmShard<I extends { key: string }>(spec: LlmStageSpec<
   };
   const timer = setInterval(() => void flush().catch(() => undefined), HEARTBEAT_MS);
 
+  // One cache query for the shard (both variants of every item) instead of one a request.
+  const identity = { endpoint, model: settings.model, promptVersion: settings.promptVersion, temperature: settings.temperature, maxTokens: settings.maxTokens };
+  let prefetched: CacheLookup | undefined;
+  if (spec.inputHash) {
+    const keys: string[] = [];
+    for (const item of items) {
+      const inputHash = spec.inputHash(item, lang, config);
+      for (const variant of ['', 'retry-1']) keys.push(cacheKeyOf({ ...identity, messages: [], inputHash, variant }));
+    }
+    prefetched = await lookupCache(keys);
+  }
+
   const ask = async (item: I, retry?: { reason: string; detail: string }): Promise<ChatOutcome> => {
     const { messages, inputHash } = await spec.buildRequest(item, lang, config, retry);
     return cachedChat({
-      endpoint,
-      model: settings.model,
-      promptVersion: settings.promptVersion,
+      ...identity,
       messages,
-      temperature: settings.temperature,
-      maxTokens: settings.maxTokens,
       inputHash,
       ...(retry ? { variant: 'retry-1' } : {}),
       signal: ctx.cancellationSignal,
       onWait: () => ctx.heartbeat({ written }),
+      ...(prefetched ? { prefetched } : {}),
     });
   };
 

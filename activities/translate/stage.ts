@@ -42,6 +42,7 @@ export const translateSpec: LlmStageSpec<TranslateItem> = {
     );
     return rows;
   },
+  inputHash: (item, lang, config) => createHash('sha256').update(JSON.stringify([lang, glossaryFor(config.translate.glossary, lang), item.caption])).digest('hex'),
   async buildRequest(item, lang, config, retry) {
     const t = config.translate;
     let prompt;
@@ -54,7 +55,7 @@ export const translateSpec: LlmStageSpec<TranslateItem> = {
     const glossary = glossaryFor(t.glossary, lang);
     const system = prompt.system(lang, name, glossary) + (retry ? `\n\n${prompt.retry(retry.reason, retry.detail, name)}` : '');
     return {
-      inputHash: createHash('sha256').update(JSON.stringify([lang, glossary, item.caption])).digest('hex'),
+      inputHash: translateSpec.inputHash!(item, lang, config),
       messages: [
         { role: 'system', content: system },
         { role: 'user', content: item.caption },

@@ -47,16 +47,19 @@ export function orientationOf(width: number, height: number): Orientation {
   return 'tall';
 }
 
-/** Names an sRGB colour from the palette by hue, saturation and lightness. */
-export function colourName(r: number, g: number, b: number): ColourName {
+// Palette indices (COLOUR_NAMES order).
+const BLACK = 0, WHITE = 1, GREY = 2, RED = 3, ORANGE = 4, YELLOW = 5, GREEN = 6, BLUE = 7, PURPLE = 8, PINK = 9, BROWN = 10;
+
+/** The palette index of an sRGB colour (what `colourName` names). */
+function colourIndex(r: number, g: number, b: number): number {
   const max = Math.max(r, g, b) / 255;
   const min = Math.min(r, g, b) / 255;
   const l = (max + min) / 2;
   const d = max - min;
   const s = d === 0 ? 0 : d / (1 - Math.abs(2 * l - 1));
-  if (l < 0.12) return 'black';
-  if (l > 0.93) return 'white';
-  if (s < 0.18 || d < 0.08) return l < 0.2 ? 'black' : l > 0.85 ? 'white' : 'grey';
+  if (l < 0.12) return BLACK;
+  if (l > 0.93) return WHITE;
+  if (s < 0.18 || d < 0.08) return l < 0.2 ? BLACK : l > 0.85 ? WHITE : GREY;
   let h: number;
   const rr = r / 255;
   const gg = g / 255;
@@ -64,13 +67,18 @@ export function colourName(r: number, g: number, b: number): ColourName {
   if (max === rr) h = 60 * (((gg - bb) / d + 6) % 6);
   else if (max === gg) h = 60 * ((bb - rr) / d + 2);
   else h = 60 * ((rr - gg) / d + 4);
-  if (h < 15 || h >= 345) return l > 0.75 ? 'pink' : l < 0.3 ? 'brown' : 'red';
-  if (h < 45) return l < 0.45 ? 'brown' : 'orange';
-  if (h < 70) return l < 0.25 ? 'brown' : 'yellow';
-  if (h < 165) return 'green';
-  if (h < 255) return 'blue';
-  if (h < 290) return 'purple';
-  return l < 0.35 ? 'purple' : 'pink';
+  if (h < 15 || h >= 345) return l > 0.75 ? PINK : l < 0.3 ? BROWN : RED;
+  if (h < 45) return l < 0.45 ? BROWN : ORANGE;
+  if (h < 70) return l < 0.25 ? BROWN : YELLOW;
+  if (h < 165) return GREEN;
+  if (h < 255) return BLUE;
+  if (h < 290) return PURPLE;
+  return l < 0.35 ? PURPLE : PINK;
+}
+
+/** Names an sRGB colour from the palette by hue, saturation and lightness. */
+export function colourName(r: number, g: number, b: number): ColourName {
+  return COLOUR_NAMES[colourIndex(r, g, b)]!;
 }
 
 const cache = new Map<string, ImageFacts>();
@@ -117,7 +125,7 @@ async function measure(bytes: Buffer): Promise<ImageFacts> {
   const h = info.height;
   const n = w * h;
   const luma = new Float64Array(n);
-  const counts = new Map<ColourName, number>();
+  const counts = new Array<number>(COLOUR_NAMES.length).fill(0);
   let opaque = 0;
   let transparent = 0;
   let chromaSum = 0;
@@ -130,8 +138,7 @@ async function measure(bytes: Buffer): Promise<ImageFacts> {
     if (a < 0.5) transparent++;
     else {
       opaque++;
-      const name = colourName(r, g, b);
-      counts.set(name, (counts.get(name) ?? 0) + 1);
+      counts[colourIndex(r, g, b)]!++;
       chromaSum += Math.max(r, g, b) - Math.min(r, g, b);
     }
     // Brightness as seen on a white page: composite over white.
@@ -140,8 +147,9 @@ async function measure(bytes: Buffer): Promise<ImageFacts> {
     lumaSum += y;
   }
 
-  const colours = [...counts.entries()]
-    .map(([name, c]) => ({ name, percent: Math.round((100 * c) / opaque) }))
+  const colours = COLOUR_NAMES.map((name, i) => ({ name, count: counts[i]! }))
+    .filter((c) => c.count > 0)
+    .map(({ name, count }) => ({ name, percent: Math.round((100 * count) / opaque) }))
     .filter((c) => c.percent >= 5)
     .sort((a, b) => b.percent - a.percent || COLOUR_NAMES.indexOf(a.name) - COLOUR_NAMES.indexOf(b.name))
     .slice(0, 3);
