@@ -66,7 +66,7 @@ export async function lookupCache(keys: readonly string[]): Promise<CacheLookup>
   return { asked, hits };
 }
 
-interface CacheRow {
+export interface CacheRow {
   cacheKey: string;
   endpoint: string;
   model: string;
@@ -89,7 +89,7 @@ interface CacheRow {
 let cacheQueue: { row: CacheRow; resolve: () => void; reject: (e: unknown) => void }[] = [];
 let cacheWriting = false;
 
-function storeAnswer(row: CacheRow): Promise<void> {
+export function storeAnswer(row: CacheRow): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     cacheQueue.push({ row, resolve, reject });
     if (!cacheWriting) void writeCacheQueue();
@@ -204,41 +204,57 @@ export async function cachedChat(r: ChatRequest): Promise<ChatOutcome> {
     return { ok: true, content: h.content, finishReason: h.finish_reason, promptTokens: h.prompt_tokens, completionTokens: h.completion_tokens, cached: true, standin: h.standin, cacheKey, attempts: 0 };
   }
   const { endpoint } = r;
+  // The answer is stored before the endpoint's slot is given back: answers paid for and not yet in
+  // the cache never outnumber `concurrency`, so a worker killed at any moment loses at most that many.
+  const out = await paidCall(endpoint, `model "${r.model}" or no chat completions`, estimateTokens(r), r.signal, r.onWait, async () => {
+    const { data, response } = await endpoint.client.chat.completions
+      .create({ model: r.model, messages: r.messages, temperature: r.temperature, max_tokens: r.maxTokens }, { signal: r.signal })
+      .withResponse();
+    if (!data || !Array.isArray(data.choices)) throw new Error('malformed completion: no choices');
+    const choice = data.choices[0];
+    const answer = {
+      content: choice?.message?.content ?? '',
+      finishReason: choice?.finish_reason ?? null,
+      promptTokens: data.usage?.prompt_tokens ?? 0,
+      completionTokens: data.usage?.completion_tokens ?? 0,
+      standin: response.headers.get('x-mella-standin') === '1',
+    };
+    // Every answer is kept, an empty or refused one too: it was paid for, and its validation decides.
+    await storeAnswer({ cacheKey, endpoint: endpoint.baseUrl, model: r.model, promptVersion: r.promptVersion, inputHash: r.inputHash, variant: r.variant ?? '', ...answer });
+    return answer;
+  });
+  return out.ok ? { ok: true, ...out.value, cached: false, cacheKey, attempts: out.attempts } : out;
+}
+
+/**
+ * One paid request with the endpoint's limits, retries and failure classification (module comment):
+ * `send` runs inside the endpoint's concurrency slot (store what was paid for before returning).
+ * `what` completes "has no ..." in the message of a 404.
+ */
+export async function paidCall<T>(
+  endpoint: Endpoint,
+  what: string,
+  tokens: number,
+  signal: AbortSignal | undefined,
+  onWait: (() => void) | undefined,
+  send: () => Promise<T>,
+): Promise<{ ok: true; value: T; attempts: number } | { ok: false; reason: 'request_rejected'; detail: string; attempts: number }> {
   const cfg = endpoint.config;
   let lastError = '';
   for (let attempt = 1; attempt <= cfg.maxAttempts; attempt++) {
-    if (r.signal?.aborted) throw r.signal.reason ?? new Error('aborted');
+    if (signal?.aborted) throw signal.reason ?? new Error('aborted');
     let waitMs: number | undefined;
     try {
-      // The answer is stored before the endpoint's slot is given back: answers paid for and not yet in
-      // the cache never outnumber `concurrency`, so a worker killed at any moment loses at most that many.
-      const out = await endpoint.limited(estimateTokens(r), async () => {
-        const { data, response } = await endpoint.client.chat.completions
-          .create({ model: r.model, messages: r.messages, temperature: r.temperature, max_tokens: r.maxTokens }, { signal: r.signal })
-          .withResponse();
-        if (!data || !Array.isArray(data.choices)) throw new Error('malformed completion: no choices');
-        const choice = data.choices[0];
-        const answer = {
-          content: choice?.message?.content ?? '',
-          finishReason: choice?.finish_reason ?? null,
-          promptTokens: data.usage?.prompt_tokens ?? 0,
-          completionTokens: data.usage?.completion_tokens ?? 0,
-          standin: response.headers.get('x-mella-standin') === '1',
-        };
-        // Every answer is kept, an empty or refused one too: it was paid for, and its validation decides.
-        await storeAnswer({ cacheKey, endpoint: endpoint.baseUrl, model: r.model, promptVersion: r.promptVersion, inputHash: r.inputHash, variant: r.variant ?? '', ...answer });
-        return answer;
-      });
-      return { ok: true, ...out, cached: false, cacheKey, attempts: attempt };
+      return { ok: true, value: await endpoint.limited(tokens, send), attempts: attempt };
     } catch (err) {
-      if (r.signal?.aborted) throw err;
+      if (signal?.aborted) throw err;
       if (err instanceof OpenAI.APIError && err.status !== undefined) {
         const status = err.status;
         if (status === 401 || status === 403) {
           throw ApplicationFailure.nonRetryable(`LLM endpoint "${endpoint.name}" (${endpoint.baseUrl}) refused the API key: HTTP ${status}`, 'EndpointAuthError');
         }
         if (status === 404) {
-          throw ApplicationFailure.nonRetryable(`LLM endpoint "${endpoint.name}" (${endpoint.baseUrl}) has no model "${r.model}" or no chat completions: HTTP 404`, 'EndpointConfigError');
+          throw ApplicationFailure.nonRetryable(`LLM endpoint "${endpoint.name}" (${endpoint.baseUrl}) has no ${what}: HTTP 404`, 'EndpointConfigError');
         }
         if (status === 400 || status === 413 || status === 422) return { ok: false, reason: 'request_rejected', detail: `HTTP ${status}: ${firstLine(err)}`, attempts: attempt };
         waitMs = retryAfterMs(err.headers as Headers | undefined);
@@ -247,7 +263,7 @@ export async function cachedChat(r: ChatRequest): Promise<ChatOutcome> {
         lastError = firstLine(err);
       }
     }
-    if (attempt < cfg.maxAttempts) await sleep(Math.min(cfg.backoffMaxMs, waitMs ?? backoff(attempt, cfg.backoffBaseMs, cfg.backoffMaxMs)), r.signal, r.onWait);
+    if (attempt < cfg.maxAttempts) await sleep(Math.min(cfg.backoffMaxMs, waitMs ?? backoff(attempt, cfg.backoffBaseMs, cfg.backoffMaxMs)), signal, onWait);
   }
   throw new Error(`LLM endpoint "${endpoint.name}" failed ${cfg.maxAttempts} times; last: ${lastError}`);
 }
