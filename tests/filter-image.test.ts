@@ -15,7 +15,7 @@ import {
   type FilterConfigInput,
 } from '../activities/filter/config';
 import { decodeImage, decodableConfigSchema, isLosslessWebp, pixelStats } from '../activities/filter/image/decodable';
-import { normalizeImage, normalizeImageConfigSchema } from '../activities/filter/image/normalize';
+import { encodeTrainingCopy, normalizeImage, normalizeImageConfigSchema } from '../activities/filter/image/normalize';
 import {
   compareImageQuality,
   groupNearDuplicateImages,
@@ -236,6 +236,39 @@ describe('image operators on generated images', () => {
     expect(rejecting.rejection).toMatchObject({ measured: 3, threshold: 1 });
   });
 
+  it('judges bytes validated at ingest the same way, from one decode, and keeps its pixels for the training copy', async () => {
+    const rotated = await sharp(await photo(2000, 1000, 'png')).withMetadata({ orientation: 6 }).jpeg().toBuffer();
+    const frames = await Promise.all([1, 2, 3].map((s) => photo(320, 240, 'png', s)));
+    const cases = [
+      await photo(640, 480),
+      rotated,
+      await sharp(await photo(900, 700, 'png', 4)).ensureAlpha(0.5).png().toBuffer(),
+      await flat(400, 400, '#ff0000', 0),
+      await sharp(frames, { join: { animated: true } }).webp({ loop: 0, delay: [100, 100, 100] }).toBuffer(),
+    ];
+    for (const bytes of cases) {
+      const raw = await filterImage(bytes, pipeline);
+      const staged = await filterImage(bytes, pipeline, {}, { validatedBy: 'ingest' });
+      expect(staged).toEqual(raw);
+      expect(raw.image?.raster).toBeUndefined();
+    }
+    // Truncated data is still caught by the one decode (failOn: 'error').
+    const jpeg = await photo(400, 300);
+    expectRejected(await filterImage(jpeg.subarray(0, jpeg.length / 2), pipeline, {}, { validatedBy: 'ingest' }), 'decodable', 'decode_error');
+
+    // keepRaster: the oriented, sRGB pixels at the training copy's side; the copy made from them is
+    // byte for byte the one normalizeImage makes from the file.
+    const config = normalizeImageConfigSchema.parse({});
+    const v = await filterImage(rotated, pipeline, {}, { validatedBy: 'ingest', keepRaster: true });
+    expect(v.image?.raster).toMatchObject({ width: 512, height: 1024, channels: 3 });
+    const fromRaster = await encodeTrainingCopy(v.image!.raster!, config);
+    const fromFile = await normalizeImage(rotated, config);
+    expect(fromRaster.ok && fromFile.ok && fromRaster.image.sha256 === fromFile.image.sha256).toBe(true);
+    // A smaller maxSide than the decode: the copy is shrunk from the raster, never enlarged.
+    const small = await encodeTrainingCopy(v.image!.raster!, { ...config, maxSide: 300 });
+    expect(small.ok && [small.image.width, small.image.height]).toEqual([150, 300]);
+  });
+
   it('measures pixel statistics over mid-grey', () => {
     const opaqueBlackWhite = new Uint8Array([0, 0, 0, 255, 255, 255, 255, 255]);
     expect(pixelStats(opaqueBlackWhite, 2)).toMatchObject({ transparentFraction: 0, maxChannelStdev: 127.5 });
@@ -444,6 +477,8 @@ describe.skipIf(!HAS_FIXTURES)('real fixture images (../shared/fixtures/real/ima
       const v = await run('broken', file);
       expectRejected(v, 'decodable', expected[file]!);
       expect(String(v.rejection!.measured).length, file).toBeGreaterThan(0);
+      // The ingest validator would have refused these; without its full decode the one decode still does.
+      expectRejected(await filterImage(read('broken', file), pipeline, {}, { validatedBy: 'ingest' }), 'decodable', expected[file]!);
     }
   });
 
@@ -467,6 +502,11 @@ describe.skipIf(!HAS_FIXTURES)('real fixture images (../shared/fixtures/real/ima
   });
 
   it('handles animations by config', async () => {
+    // Frames are counted from the header, also when the validator's all-frames decode is skipped.
+    for (const [file, frames] of [['sharp__animated-loop-3.webp', 10], ['sharp__rotating-squares.gif', 30]] as const) {
+      const d = await decodeImage(read('animated', file), decodableConfigSchema.parse({}), { validatedBy: 'ingest' });
+      expect(d.keep && d.value?.frames).toBe(frames);
+    }
     const webp = await run('animated', 'sharp__animated-loop-3.webp');
     expect(webp.kept).toBe(true);
     expect(webp.image).toMatchObject({ frames: 10, width: 370, height: 285 });

@@ -16,6 +16,7 @@
  * value and the threshold it was compared with: enough to store, count and explain it.
  */
 import type { z } from 'zod';
+import type { Raster } from './image/raster';
 
 export type OperatorKind = 'image' | 'text';
 /** A measured value or a threshold: a number, or a short string where the check is categorical. */
@@ -87,10 +88,15 @@ export interface DecodedImage {
   readonly frames: number;
   readonly hasAlpha: boolean;
   readonly fidelity: Fidelity;
-  /** Pixel statistics of the first frame, oriented, from a thumbnail of at most 256 px a side. */
+  /** Pixel statistics of the first frame, oriented, from a thumbnail of at most 256 px a side (of the one decode). */
   readonly pixels: PixelStats;
   /** 64-bit DCT perceptual hash of the first frame, oriented, alpha flattened on white (16 hex digits). */
   readonly phash: string;
+  /**
+   * The decoded first frame (oriented, sRGB, at most the decode side), only when the item asked for it
+   * (`keepRaster`): the training copy is encoded from it. Up to 4 MiB: drop it once the copy is made.
+   */
+  readonly raster?: Raster;
 }
 
 export interface PixelStats {
@@ -105,6 +111,15 @@ export interface PixelStats {
 /** What the `decodable` operator gets. */
 export interface ImageBytesItem {
   readonly bytes: Buffer;
+  /**
+   * 'ingest' when the bytes are what the ingest stage stored (it stores an image only after its
+   * validator decoded it completely): `decodable` then skips that full decode. Absent for raw bytes.
+   */
+  readonly validatedBy?: 'ingest' | undefined;
+  /** Longest side `decodable` decodes to (the training copy's `maxSide`; default 1024). */
+  readonly decodeSide?: number | undefined;
+  /** Ask `decodable` to return the decoded pixels (`DecodedImage.raster`) for the training copy. */
+  readonly keepRaster?: boolean | undefined;
 }
 
 /** What every other image item operator gets. */

@@ -171,13 +171,28 @@ export async function filterText(alt: AltInput, pipeline: ResolvedFilterPipeline
   return { kept: true, passed, text, stats };
 }
 
-/** Runs the image item operators on one image's bytes. */
-export async function filterImage(bytes: Buffer, pipeline: ResolvedFilterPipeline, ctx: OperatorContext = {}): Promise<ImageVerdict> {
+/** Where an image's bytes come from and what the caller wants back (see `ImageBytesItem`). */
+export interface ImageInput {
+  /** 'ingest': bytes the ingest stage stored (validated there); `decodable` skips its full decode. */
+  readonly validatedBy?: 'ingest' | undefined;
+  /** Keep the decoded pixels in `ImageVerdict.image.raster`, to encode the training copy from them. */
+  readonly keepRaster?: boolean | undefined;
+}
+
+/**
+ * Runs the image item operators on one image's bytes. `decodable` decodes to the training copy's
+ * `maxSide` (pipeline.normalize), so that the copy can be encoded from the same decode.
+ */
+export async function filterImage(bytes: Buffer, pipeline: ResolvedFilterPipeline, ctx: OperatorContext = {}, input: ImageInput = {}): Promise<ImageVerdict> {
   if (pipeline.decode === undefined) return { kept: true, passed: [] };
   checkRequirements(pipeline.image, ctx);
   const passed: string[] = [];
   const { op: decodeOp, config: decodeConfig } = pipeline.decode;
-  const decoded = await decodeOp.apply({ bytes }, decodeConfig, ctx);
+  const decoded = await decodeOp.apply(
+    { bytes, validatedBy: input.validatedBy, keepRaster: input.keepRaster, decodeSide: pipeline.normalize.maxSide },
+    decodeConfig,
+    ctx,
+  );
   if (!decoded.keep) return { kept: false, passed, rejection: rejection('image', decodeOp.name, decoded) };
   if (decoded.value === undefined) throw new FilterWiringError(`"${decodeOp.name}" kept the image without returning its decoded view`);
   const image = decoded.value;

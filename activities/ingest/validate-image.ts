@@ -16,6 +16,9 @@
  *     The decoder still has to read the whole stream (JPEG and WebP shrink on load but still
  *     entropy-decode every block), so truncated or corrupt data is caught -> decode_error
  *     (verified with the truncated JPEG/PNG fixtures), while memory stays small.
+ * Steps 1-3 are exported as `inspectImage` and step 4 as `decodeFully`: the filter stage's `decodable`
+ * operator runs only steps 1-3 on bytes this validator already accepted at ingest, and decodes them once
+ * itself (activities/filter/image/decodable.ts).
  */
 import { createHash } from 'node:crypto';
 import { fileTypeFromBuffer } from 'file-type';
@@ -69,17 +72,31 @@ export const DECODABLE_MIME_TYPES: readonly string[] = Object.keys(DECODABLE).fi
 /** Edge length of the throwaway thumbnail used to force a full decode (see step 4). */
 const DECODE_PROBE_SIZE = 64;
 
+/** What `inspectImage` learned from the bytes and the header, without decoding a pixel. */
+export type InspectResult =
+  | {
+      ok: true; sha256: string; mime: string; format: string; width: number; height: number; frames: number; bytes: number;
+      /** Whether the format has animation frames worth counting (GIF, WebP) and this file has more than one. */
+      animated: boolean;
+      /** The header as sharp read it (orientation, alpha, palette, ...). */
+      meta: Metadata;
+    }
+  | { ok: false; reason: string; detail: string; sha256: string };
+
 /**
- * Never throws for bad bytes: every problem with the image is a `{ ok: false, reason }`.
+ * Steps 1-3 of `validateImage`: sha256, the sniffed type, the header and the decompression-bomb guard.
+ * Decodes no pixel, so it proves nothing about the image data: callers either run `decodeFully` next
+ * (that is `validateImage`) or decode the image themselves with `failOn: 'error'` (the filter stage,
+ * on bytes the ingest stage already validated). Never throws for bad bytes.
  * @throws RangeError when the policy itself is invalid (a configuration error).
  */
-export async function validateImage(bytes: Buffer, policy: ValidatePolicy): Promise<ValidateResult> {
+export async function inspectImage(bytes: Buffer, policy: ValidatePolicy): Promise<InspectResult> {
   if (!Number.isSafeInteger(policy.limitInputPixels) || policy.limitInputPixels < 1) {
     // sharp would read 0 as "no limit" and reject fractions on every image: refuse loudly instead.
     throw new RangeError(`ValidatePolicy.limitInputPixels must be a positive integer, got ${String(policy.limitInputPixels)}`);
   }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const reject = (reason: ValidateFailureReason, detail: string): ValidateResult => ({ ok: false, reason, detail, sha256 });
+  const reject = (reason: ValidateFailureReason, detail: string): InspectResult => ({ ok: false, reason, detail, sha256 });
 
   if (bytes.length === 0) return reject('not_an_image', 'empty file');
 
@@ -125,8 +142,18 @@ export async function validateImage(bytes: Buffer, policy: ValidatePolicy): Prom
     const shape = frames > 1 ? `${width}x${height}x${frames} frames` : `${width}x${height}`;
     return reject('too_many_pixels', `${shape} = ${pixels} pixels exceeds the limit of ${policy.limitInputPixels}`);
   }
+  return { ok: true, sha256, mime: sniffed.mime, format: decodable.format, width, height, frames, bytes: bytes.length, animated: frames > 1, meta };
+}
 
-  // --- 4. decode for real, into a tiny buffer -----------------------------------------------
+/**
+ * Step 4 of `validateImage`: decodes every pixel (every frame of an animation) into a tiny buffer.
+ * Returns the failure, or null when the image decodes.
+ */
+export async function decodeFully(
+  bytes: Buffer,
+  inspected: { sha256: string; format: string; animated: boolean },
+  policy: ValidatePolicy,
+): Promise<{ ok: false; reason: ValidateFailureReason; detail: string; sha256: string } | null> {
   try {
     await sharp(bytes, {
       // 'error' rejects truncated and corrupt data; 'warning' would also reject the many
@@ -136,18 +163,31 @@ export async function validateImage(bytes: Buffer, policy: ValidatePolicy): Prom
       // whole frame strip, i.e. the same width * height * frames product as above.
       limitInputPixels: policy.limitInputPixels,
       sequentialRead: true,
-      ...(decodable.animated && frames > 1 ? { animated: true } : {}),
+      ...(inspected.animated ? { animated: true } : {}),
     })
       .resize(DECODE_PROBE_SIZE, DECODE_PROBE_SIZE, { fit: 'inside' })
       .raw()
       .toBuffer();
   } catch (err) {
     const message = firstLine(err);
-    if (/pixel limit/i.test(message)) return reject('too_many_pixels', message);
-    return reject('decode_error', `${decodable.format}: ${message}`);
+    const reason: ValidateFailureReason = /pixel limit/i.test(message) ? 'too_many_pixels' : 'decode_error';
+    return { ok: false, reason, detail: reason === 'too_many_pixels' ? message : `${inspected.format}: ${message}`, sha256: inspected.sha256 };
   }
+  return null;
+}
 
-  return { ok: true, sha256, mime: sniffed.mime, format: decodable.format, width, height, frames, bytes: bytes.length };
+/**
+ * Never throws for bad bytes: every problem with the image is a `{ ok: false, reason }`.
+ * @throws RangeError when the policy itself is invalid (a configuration error).
+ */
+export async function validateImage(bytes: Buffer, policy: ValidatePolicy): Promise<ValidateResult> {
+  const inspected = await inspectImage(bytes, policy);
+  if (!inspected.ok) return inspected;
+  // --- 4. decode for real, into a tiny buffer -----------------------------------------------
+  const failed = await decodeFully(bytes, inspected, policy);
+  if (failed) return failed;
+  const { sha256, mime, format, width, height, frames } = inspected;
+  return { ok: true, sha256, mime, format, width, height, frames, bytes: bytes.length };
 }
 
 /**

@@ -9,11 +9,17 @@
  *    `background` (training images are RGB);
  *  - shrunk so that the longer side is at most `maxSide` (never enlarged);
  *  - encoded as `format` at `quality`.
+ * Made from one decode to raw pixels (image/raster.ts): in the filter stage, the very decode `decodable`
+ * measured the image on, so a kept still image is decoded once.
  */
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { DEFAULT_VALIDATE_POLICY } from '../../ingest/validate-image';
+import { decodeRaster, type Raster } from './raster';
+
+/** Default longest side of the training copy; also the side `decodable` decodes to by default. */
+export const DEFAULT_MAX_SIDE = 1024;
 
 export const NORMALIZED_FORMATS = ['jpeg', 'webp', 'png', 'avif'] as const;
 export type NormalizedFormat = (typeof NORMALIZED_FORMATS)[number];
@@ -22,7 +28,7 @@ export const normalizeImageConfigSchema = z
   .object({
     format: z.enum(NORMALIZED_FORMATS).default('jpeg'),
     /** Longest side of the training copy, in pixels. */
-    maxSide: z.number().int().min(16).max(16_384).default(1024),
+    maxSide: z.number().int().min(16).max(16_384).default(DEFAULT_MAX_SIDE),
     /** Encoder quality 1-100 (ignored for PNG, which is lossless). */
     quality: z.number().int().min(1).max(100).default(95),
     /** Colour under transparent pixels, #rrggbb. */
@@ -66,13 +72,17 @@ export type NormalizeResult =
   | { readonly ok: true; readonly image: NormalizedImage }
   | { readonly ok: false; readonly reason: 'normalize_error'; readonly detail: string };
 
-/** Never throws for bad bytes: a failure is `{ ok: false, reason: 'normalize_error' }`. */
-export async function normalizeImage(bytes: Buffer, config: NormalizeImageConfig): Promise<NormalizeResult> {
+/**
+ * The training copy of a decoded raster (`decodeRaster`: first frame, oriented, sRGB, at most some
+ * side): shrunk to `maxSide` if the raster is larger (never enlarged), alpha flattened onto `background`,
+ * encoded as `format` at `quality`. The filter stage encodes a kept image's copy from the raster
+ * `decodable` decoded, so the image is not decoded again. Never throws: a failure is `normalize_error`.
+ */
+export async function encodeTrainingCopy(raster: Raster, config: NormalizeImageConfig): Promise<NormalizeResult> {
   try {
-    let pipeline = sharp(bytes, { failOn: 'error', limitInputPixels: config.limitInputPixels, autoOrient: true })
-      .resize(config.maxSide, config.maxSide, { fit: 'inside', withoutEnlargement: true })
-      .flatten({ background: config.background })
-      .toColourspace('srgb');
+    let pipeline = sharp(raster.data, { raw: { width: raster.width, height: raster.height, channels: raster.channels } });
+    if (raster.width > config.maxSide || raster.height > config.maxSide) pipeline = pipeline.resize(config.maxSide, config.maxSide, { fit: 'inside' });
+    if (raster.channels === 4) pipeline = pipeline.flatten({ background: config.background });
     switch (config.format) {
       case 'jpeg':
         pipeline = pipeline.jpeg({ quality: config.quality });
@@ -100,7 +110,24 @@ export async function normalizeImage(bytes: Buffer, config: NormalizeImageConfig
       },
     };
   } catch (err) {
-    const message = err instanceof Error ? err.message.split('\n')[0]! : String(err);
-    return { ok: false, reason: 'normalize_error', detail: message };
+    return { ok: false, reason: 'normalize_error', detail: firstLine(err) };
   }
+}
+
+/**
+ * The training copy of encoded bytes: one decode (`decodeRaster` at `maxSide`), then
+ * `encodeTrainingCopy`. Never throws for bad bytes: a failure is `{ ok: false, reason: 'normalize_error' }`.
+ */
+export async function normalizeImage(bytes: Buffer, config: NormalizeImageConfig): Promise<NormalizeResult> {
+  let raster: Raster;
+  try {
+    raster = await decodeRaster(bytes, { maxSide: config.maxSide, limitInputPixels: config.limitInputPixels });
+  } catch (err) {
+    return { ok: false, reason: 'normalize_error', detail: firstLine(err) };
+  }
+  return encodeTrainingCopy(raster, config);
+}
+
+function firstLine(err: unknown): string {
+  return err instanceof Error ? err.message.split('\n')[0]! : String(err);
 }

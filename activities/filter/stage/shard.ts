@@ -16,7 +16,7 @@ import { db, inTransaction } from '../../shared/db';
 import type { ShardResult } from '../../../workflows/types';
 import type { SiteAltIndex } from '../operator';
 import { filterImage, filterText, type FilterRejection, type ResolvedFilterPipeline, type TextVerdict } from '../pipeline';
-import { normalizeImage } from '../image/normalize';
+import { encodeTrainingCopy, normalizeImage, type NormalizeResult } from '../image/normalize';
 import { siteAltKey } from '../text/repeated-site-alt';
 import { filterCounters } from './counters';
 import { filterPipelineFor } from './pipeline-cache';
@@ -60,9 +60,14 @@ const HEARTBEAT_MS = 1000;
 /** Images decoded at once per shard (sharp runs on libuv's thread pool). */
 const IMAGE_CONCURRENCY = 4;
 
-/** Judges one image's bytes and makes its training copy when it is kept. Never throws for bad bytes. */
+/**
+ * Judges one image's bytes and makes its training copy when it is kept. Never throws for bad bytes.
+ * `bytes` are what the ingest stage stored (only after `validateImage` accepted them), so `decodable`
+ * skips the validator's full decode: a still image is decoded once, and the training copy is encoded
+ * from that decode's pixels.
+ */
 export async function judgeImage(sha256: string, bytes: Buffer, pipeline: ResolvedFilterPipeline): Promise<ImageJudgement> {
-  const verdict = await filterImage(bytes, pipeline);
+  const verdict = await filterImage(bytes, pipeline, {}, { validatedBy: 'ingest', keepRaster: true });
   const im = verdict.image;
   const base: ImageJudgement = {
     sha256,
@@ -78,7 +83,14 @@ export async function judgeImage(sha256: string, bytes: Buffer, pipeline: Resolv
     train: null,
   };
   if (!verdict.kept) return base;
-  const copy = await normalizeImage(bytes, pipeline.normalize);
+  // The pixels decodable decoded (absent only when no decoding operator ran): encoded, then dropped.
+  // normalize.limitInputPixels still applies to the frame those pixels were decoded from.
+  const copy: NormalizeResult =
+    im?.raster === undefined
+      ? await normalizeImage(bytes, pipeline.normalize)
+      : im.storedWidth * im.storedHeight > pipeline.normalize.limitInputPixels
+        ? { ok: false, reason: 'normalize_error', detail: `${im.storedWidth}x${im.storedHeight} exceeds the pixel limit of ${pipeline.normalize.limitInputPixels}` }
+        : await encodeTrainingCopy(im.raster, pipeline.normalize);
   if (!copy.ok) {
     return {
       ...base,
