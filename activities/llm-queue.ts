@@ -3,3 +3,4 @@ export { captionShard } from './caption/stage';
 export { translateShard } from './translate/stage';
 export { evaluatePredictShard } from './evaluate/predict';
 export { fuseShard } from './fuse/stage';
+export { similarityFilter } from './filter/stage/similarity';

@@ -106,6 +106,12 @@ export async function mellaLanguageRun(input: LanguageRunInput): Promise<Languag
       const dedup = await cpu.dedupFilter({ runId, lang });
       p.kept -= dedup.recordsRemoved;
       for (const [reason, n] of Object.entries(dedup.rejected)) p.rejected[reason] = (p.rejected[reason] ?? 0) + n;
+      if (dedup.similarity) {
+        // Optional: image-text similarity of the kept records through an embeddings endpoint.
+        const sim = await llm.similarityFilter({ runId, lang });
+        p.kept -= sim.recordsRemoved;
+        for (const [reason, n] of Object.entries(sim.rejected)) p.rejected[reason] = (p.rejected[reason] ?? 0) + n;
+      }
       p.operators = await cpu.filterStageCounters({ runId, lang });
     }
     p.status = 'done';

@@ -89,6 +89,34 @@ const languageCode = z
   .string()
   .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'a BCP-47 language code such as "th", "sr-Latn" or "pt-BR"');
 
+/**
+ * The image-text similarity pass: the cosine similarity of the image's and the alt's embeddings from an
+ * OpenAI-compatible embeddings endpoint (a CLIP-style model on vLLM, for example), with a floor per
+ * language. Images go as vLLM's chat-style embeddings input (`messages` with an `image_url`), alts as
+ * plain `input`.
+ */
+export const imageTextSimilarityConfigSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** A named endpoint of the `llm` section. */
+    endpoint: z.string().default('default'),
+    model: z.string().min(1).default('openai/clip-vit-base-patch32'),
+    /** Cosine similarity below this rejects the record (`low_image_text_similarity`). */
+    minSimilarity: z.number().min(-1).max(1).default(0.2),
+    /** Floors by language (exact tag, then base language), over `minSimilarity`. */
+    languages: z.record(languageCode, z.number().min(-1).max(1)).default({}),
+    /** Longest side of the image sent (from the training copy). */
+    imageMaxSide: z.number().int().min(32).max(4096).default(336),
+    /** Text sent with the image in its `messages` (some models want an instruction; CLIP none). */
+    imagePrompt: z.string().default(''),
+    /** Vector length asked for (`dimensions`); default: the model's. */
+    dimensions: z.number().int().min(1).max(8192).optional(),
+    /** Alts per text request. */
+    textBatch: z.number().int().min(1).max(2048).default(64),
+  })
+  .strict();
+export type ImageTextSimilarityConfig = z.infer<typeof imageTextSimilarityConfigSchema>;
+
 const operatorOptions = z.record(z.string(), z.record(z.string(), z.unknown()));
 
 const section = (defaults: readonly string[]) =>
@@ -118,6 +146,8 @@ const filterConfigObject = z
      * (`merge.name`), `all` with every version in the database, `none` turns it off.
      */
     dedupAgainstVersions: z.enum(['dataset', 'all', 'none']).default('dataset'),
+    /** Optional, off by default: image-text similarity through an embeddings endpoint (stage/similarity.ts). */
+    imageTextSimilarity: imageTextSimilarityConfigSchema.default(imageTextSimilarityConfigSchema.parse({})),
     /** Overrides by language (exact tag first, then its base language: "sr-Latn", then "sr"). */
     languages: z.record(languageCode, z.object({ image: languageSection.optional(), text: languageSection.optional() }).strict()).default({}),
   })

@@ -10,18 +10,33 @@
  */
 import crypto from 'node:crypto';
 import { z } from 'zod';
+import { captionEn } from './caption';
+import { dataUrlBytes } from './chat';
+import { ImageDecodeError, imageFacts } from './image-facts';
 import { invalidRequest, textTokens } from './protocol';
 
 export const DEFAULT_EMBEDDING_DIMENSIONS = 256;
 export const MAX_EMBEDDING_DIMENSIONS = 4096;
 
 const tokenIds = z.array(z.number().int().min(0));
-export const embeddingRequestSchema = z.looseObject({
-  model: z.string().min(1, 'you must provide a model parameter'),
-  input: z.union([z.string(), z.array(z.string()).min(1), tokenIds.min(1), z.array(tokenIds.min(1)).min(1)]),
-  dimensions: z.number().int().min(1).max(MAX_EMBEDDING_DIMENSIONS).nullish(),
-  encoding_format: z.enum(['float', 'base64']).nullish(),
-});
+const contentPart = z.union([
+  z.looseObject({ type: z.literal('text'), text: z.string() }),
+  z.looseObject({ type: z.literal('image_url'), image_url: z.looseObject({ url: z.string() }) }),
+]);
+/** vLLM's chat-style embeddings input (multimodal embedding models): one conversation, one vector. */
+const embeddingMessages = z
+  .array(z.looseObject({ role: z.string(), content: z.union([z.string(), z.array(contentPart)]) }))
+  .min(1);
+
+export const embeddingRequestSchema = z
+  .looseObject({
+    model: z.string().min(1, 'you must provide a model parameter'),
+    input: z.union([z.string(), z.array(z.string()).min(1), tokenIds.min(1), z.array(tokenIds.min(1)).min(1)]).optional(),
+    messages: embeddingMessages.optional(),
+    dimensions: z.number().int().min(1).max(MAX_EMBEDDING_DIMENSIONS).nullish(),
+    encoding_format: z.enum(['float', 'base64']).nullish(),
+  })
+  .refine((r) => (r.input === undefined) !== (r.messages === undefined), { message: "give either 'input' or 'messages'", path: ['input'] });
 export type EmbeddingRequest = z.infer<typeof embeddingRequestSchema>;
 
 export function parseEmbeddingRequest(body: unknown): EmbeddingRequest {
@@ -35,7 +50,7 @@ export function parseEmbeddingRequest(body: unknown): EmbeddingRequest {
 }
 
 /** The inputs as texts (a token-id array becomes its ids joined by spaces). */
-export function inputTexts(input: EmbeddingRequest['input']): string[] {
+export function inputTexts(input: NonNullable<EmbeddingRequest['input']>): string[] {
   if (typeof input === 'string') return [input];
   if (input.length > 0 && typeof input[0] === 'number') return [(input as number[]).join(' ')];
   return (input as (string | number[])[]).map((x) => (typeof x === 'string' ? x : x.join(' ')));
@@ -86,9 +101,35 @@ export interface EmbeddingResponseBody {
   usage: { prompt_tokens: number; total_tokens: number };
 }
 
-export function embeddingResponse(req: EmbeddingRequest, defaultDimensions: number): EmbeddingResponseBody {
+/**
+ * The text a `messages` request is embedded as: its text parts, and for each image the stand-in's own
+ * English caption of it (caption.ts), so that an image and a text that describes it the way the
+ * stand-in would are close, and unrelated texts are not. @throws ApiError (400) for a bad image
+ */
+export async function messagesText(messages: NonNullable<EmbeddingRequest['messages']>): Promise<string> {
+  const parts: string[] = [];
+  for (const m of messages) {
+    if (typeof m.content === 'string') parts.push(m.content);
+    else {
+      for (const p of m.content) {
+        if (p.type === 'text') parts.push(p.text);
+        else {
+          try {
+            parts.push(captionEn(await imageFacts(dataUrlBytes(p.image_url.url))));
+          } catch (err) {
+            if (err instanceof ImageDecodeError) throw invalidRequest(`Invalid image: ${err.message}`, 'messages.content.image_url.url', 'invalid_image_format');
+            throw err;
+          }
+        }
+      }
+    }
+  }
+  return parts.join('\n').trim();
+}
+
+export async function embeddingResponse(req: EmbeddingRequest, defaultDimensions: number): Promise<EmbeddingResponseBody> {
   const dims = req.dimensions ?? defaultDimensions;
-  const inputs = inputTexts(req.input);
+  const inputs = req.messages !== undefined ? [await messagesText(req.messages)] : inputTexts(req.input!);
   if (inputs.length > 2048) throw invalidRequest("'input' must have at most 2048 items", 'input');
   const tokens = inputs.reduce((s, t) => s + textTokens(t), 0);
   return {

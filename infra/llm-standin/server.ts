@@ -246,7 +246,7 @@ export async function startLlmStandin(opts: LlmStandinOptions = {}): Promise<Llm
         stats.tokens(body.usage.prompt_tokens, body.usage.completion_tokens);
         send(200, JSON.stringify(body), { [STANDIN_KIND_HEADER]: kind }, fault ?? 'ok');
       } else if (route === 'embeddings') {
-        const body = embeddingResponse(parseEmbeddingRequest(json), dims);
+        const body = await embeddingResponse(parseEmbeddingRequest(json), dims);
         stats.tokens(body.usage.prompt_tokens, 0);
         send(200, JSON.stringify(body));
       } else if (model !== undefined) {

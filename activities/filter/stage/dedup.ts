@@ -27,6 +27,8 @@ export interface DedupPassResult {
   /** Records removed, by reason (they were counted kept by the shards). */
   rejected: Record<string, number>;
   skipped: boolean;
+  /** The image-text similarity pass (mella-llm) is to run next (`filter.imageTextSimilarity.enabled`). */
+  similarity?: boolean;
 }
 
 /** member id -> (keeper id, measured distance or similarity), from the groups of every operator. */
@@ -41,6 +43,12 @@ function membership(result: DedupResult): Map<string, { keeper: string; measured
 const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
 
 export async function dedupFilter(args: { runId: string; lang: string }): Promise<DedupPassResult> {
+  const similarity = (await runConfig(args.runId)).filter.imageTextSimilarity.enabled;
+  const result = await dedupPass(args);
+  return similarity ? { ...result, similarity } : result;
+}
+
+async function dedupPass(args: { runId: string; lang: string }): Promise<DedupPassResult> {
   const { runId, lang } = args;
   const pipeline = await filterPipelineFor(runId, lang);
   return inTransaction(async (client) => {
