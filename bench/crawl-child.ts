@@ -3,7 +3,7 @@
  * Writes a ChildResult to `spec.resultFile`. Modes:
  *   - ours / ours-noscroll: `PageRenderer.render` with the crawl stage's options (scrollSteps 0 for the second);
  *   - crawlee / crawlee-scroll: PlaywrightCrawler, `page.content()` through `extractImages` (the second
- *     first runs our scroll expression and waits for 300 ms of network quiet, as ours does);
+ *     first runs our scroll expression and waits for 150 ms of network quiet, as ours does);
  *   - crawlee-incognito: crawlee with `useIncognitoPages` (a fresh context per page, as ours);
  *   - warc: `readWarcHtml` + `extractImages` over `spec.warcFile`.
  */
@@ -72,7 +72,7 @@ async function ours(mem: TreeMemory, done: () => void): Promise<Pick<ChildResult
   const c = crawlConfigSchema.parse({ allowPrivateNetworks: ['127.0.0.1/32'] });
   const render = spec.mode === 'ours-noscroll' ? { ...c.render, scrollSteps: 0 } : c.render;
   const renderer = await PageRenderer.launch({ recycleAfterPages: c.recycleAfterPages, userAgent: c.userAgent, allowPrivateNetworks: c.allowPrivateNetworks });
-  const phases: Record<string, number> = { navigation: 0, load: 0, scroll: 0, settle: 0, extract: 0, total: 0 };
+  const phases: Record<string, number> = { setup: 0, navigation: 0, load: 0, scroll: 0, settle: 0, extract: 0, total: 0 };
   let next = 0;
   const worker = async () => {
     while (next < spec.urls.length) {
@@ -81,6 +81,7 @@ async function ours(mem: TreeMemory, done: () => void): Promise<Pick<ChildResult
       if (r.ok) {
         count(r.extraction);
         const t = r.timings;
+        phases.setup! += t.setupMs;
         phases.navigation! += t.navigationMs;
         phases.load! += t.loadMs;
         phases.scroll! += t.scrollMs;
@@ -138,10 +139,13 @@ async function crawlee(done: () => void): Promise<Pick<ChildResult, 'launches'>>
         : [],
       requestHandler: async ({ page }) => {
         if (scroll) {
-          await page.evaluate(scrollExpression(c.render.scrollSteps, 120)).catch(() => undefined);
+          // as ours: scroll (no dwell at the last stop), then 150 ms with nothing loading since the
+          // later of the last network event and the end of the scroll
+          await page.evaluate(scrollExpression(c.render.scrollSteps, 120, { dwellAtLastStop: false })).catch(() => undefined);
+          const scrolled = Date.now();
           const state = (page as unknown as { __bench: { inflight: number; last: number } }).__bench;
           const end = Date.now() + c.render.settleMs;
-          while (Date.now() < end && !(state.inflight <= 0 && Date.now() - state.last >= 300)) await new Promise((r) => setTimeout(r, 50));
+          while (Date.now() < end && !(state.inflight <= 0 && Date.now() - Math.max(state.last, scrolled) >= 150)) await new Promise((r) => setTimeout(r, 10));
         }
         const html = await page.content();
         count(extractImages(html, page.url()));

@@ -14,7 +14,7 @@
  * round by round. A child samples the RSS and PSS of its whole process tree (Node + every Chromium
  * process) every 200 ms and at 100/250/500 pages. Both sides must extract all pages x 10 images.
  * For context it also runs, on the first BENCH_EXTRA_PAGES pages: ours, ours without scrolling
- * (scrollSteps 0), crawlee, crawlee doing our page work (the same scroll expression, then 300 ms of
+ * (scrollSteps 0), crawlee, crawlee doing our page work (the same scroll expression, then 150 ms of
  * network quiet), and crawlee with a fresh context per page (`useIncognitoPages`); the RESULT uses the
  * two main runs.
  *   - WARC: `readWarcHtml` + `extractImages` over a WARC.gz of 5,000 synthetic HTML responses (gzip per
@@ -192,10 +192,10 @@ async function main() {
     if (ratio < 1) {
       const ph = o.phases ?? {};
       log(
-        `ours is slower: at ${CONCURRENCY} pages in flight both are bound by the time a page takes, not by CPU (ours ${(o.cpuSeconds / o.seconds).toFixed(2)} cores busy, crawlee ${(c.cpuSeconds / c.seconds).toFixed(2)}). ` +
-          `Each of our pages takes ${((ph.total ?? 0) / 1000).toFixed(2)} s: it waits for the load event (${(ph.load ?? 0).toFixed(0)} ms), scrolls in 6 steps (${(ph.scroll ?? 0).toFixed(0)} ms) and waits for 300 ms of network quiet, ` +
-          'in a fresh context behind its own guarded proxy with every request routed through Node (the rest of the time: context, proxy and DevTools session set up and torn down); ' +
-          'crawlee returns at the load event in one shared context. ' +
+        `ours is slower: ours keeps ${(o.cpuSeconds / o.seconds).toFixed(2)} cores busy at ${(o.cpuSeconds / o.pages).toFixed(2)} CPU s a page, crawlee ${(c.cpuSeconds / c.seconds).toFixed(2)} at ${(c.cpuSeconds / c.pages).toFixed(2)}. ` +
+          `Each of our pages takes ${((ph.total ?? 0) / 1000).toFixed(2)} s: setup ${(ph.setup ?? 0).toFixed(0)} ms (a spare context prepared ahead), navigation ${(ph.navigation ?? 0).toFixed(0)}, load ${(ph.load ?? 0).toFixed(0)}, ` +
+          `scroll ${(ph.scroll ?? 0).toFixed(0)} and settle ${(ph.settle ?? 0).toFixed(0)} (150 ms with nothing loading after the scroll), extract ${(ph.extract ?? 0).toFixed(0)}; ` +
+          'in a fresh context behind its own guarded proxy, where crawlee returns at the load event in one shared context. ' +
           (extras.length ? 'The context runs above show each part of that.' : 'BENCH_EXTRAS (default on) runs the context runs that show each part of that.'),
       );
     }

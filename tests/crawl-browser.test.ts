@@ -13,7 +13,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PageRenderer, type RenderResult, type RenderSuccess } from '../activities/crawl/browser';
-import { resolveChromiumExecutable } from '../activities/crawl/chromium-process';
+import { droppedDisabledFeatures, resolveChromiumExecutable } from '../activities/crawl/chromium-process';
 import { HAVE_REAL_FIXTURES, REAL_FIXTURES } from './support/fixtures';
 
 let chromiumPath: string | null = null;
@@ -66,6 +66,23 @@ function site(base: string, priv: string): Record<string, (req: http.IncomingMes
            if (e.isIntersecting) { e.target.src = e.target.dataset.src; io.unobserve(e.target); }
          }));
          document.querySelectorAll('img.lazy').forEach((img) => io.observe(img));
+       </script>`,
+    ),
+    // a scroll-event loader like lazysizes: a throttled handler (125 ms, trailing call only) that
+    // loads images within 370 px of the viewport
+    '/lazy-throttled': page(
+      `${Array.from({ length: 10 }, (_, i) => `<div style="height:600px">part ${i}</div><img class="t" src="${GIF_DATA_URL}" data-src="/img/t-${i}.png?w=${100 + i}" alt="throttled ${i}" width="100" height="50">`).join('\n')}
+       <script>
+         let timer = null;
+         const check = () => {
+           timer = null;
+           for (const img of document.querySelectorAll('img.t:not([data-done])')) {
+             const r = img.getBoundingClientRect();
+             if (r.top < innerHeight + 370 && r.bottom > -370) { img.src = img.dataset.src; img.dataset.done = '1'; }
+           }
+         };
+         addEventListener('scroll', () => { if (timer === null) timer = setTimeout(check, 125); }, { passive: true });
+         check();
        </script>`,
     ),
     '/fonts-media': page(
@@ -247,11 +264,19 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
     expect(still.dom[last.url]).toMatchObject({ currentSrc: GIF_DATA_URL, naturalWidth: 1 });
   });
 
-  it('aborts fonts and media but loads images', async () => {
+  it('waits at each scroll stop for a throttled scroll-handler loader, the last one included', async () => {
+    const r = ok(await renderer.render(`${srv.base}/lazy-throttled`));
+    const imgs = r.extraction.images.filter((i) => i.alt?.startsWith('throttled '));
+    expect(imgs).toHaveLength(10);
+    for (const [i, img] of imgs.entries()) expect(r.dom[img.url]).toMatchObject({ currentSrc: img.url, naturalWidth: 100 + i, complete: true });
+    expect(r.network.settled).toBe(true);
+  });
+
+  it('never requests fonts, refuses media, and loads images', async () => {
     const r = ok(await renderer.render(`${srv.base}/fonts-media`, FAST));
+    // web fonts are off in Chromium (--disable-remote-fonts): never requested, so never listed
     expect(r.blocked).toEqual(
       expect.arrayContaining([
-        { url: `${srv.base}/font.woff2`, reason: 'font' },
         { url: `${srv.base}/clip.mp4`, reason: 'media' },
         { url: `${srv.base}/sound.mp3`, reason: 'media' },
       ]),
@@ -394,6 +419,8 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
         pids.add(r.browserPid());
       }
       expect(r.stats()).toMatchObject({ pagesRendered: 5, pagesOk: 5, launches: 3, relaunches: 2, recycles: 2, crashes: 0 });
+      // our --disable-features still carries every feature playwright-core disables
+      expect(droppedDisabledFeatures(r.browserPid()!)).toEqual([]);
       expect(pids.size).toBe(3);
     } finally {
       await r.close();

@@ -10,9 +10,12 @@
  *   after it dies. A fresh BrowserContext per page: no cookies, storage or cache shared between
  *   pages; downloads refused, service workers blocked, dialogs dismissed, popups closed.
  * - Every connection of the page goes through a per-page guarded proxy (guard-proxy.ts): the SSRF
- *   guard, redirects, WebSockets and prefetches included, and without a DNS check/use gap.
- *   `context.route('**\/*')` adds the per-request policy: only http(s), fonts and media aborted, the
- *   page's byte budget, and the offline origin map that tests use.
+ *   guard, redirects, WebSockets and prefetches included, and without a DNS check/use gap. No
+ *   request pauses for Node: web fonts are off in Chromium, media URLs are refused by Chromium
+ *   (`Network.setBlockedURLs`), and one DevTools session per page does the bookkeeping (bytes,
+ *   requests in flight, navigations). Only the offline origin map that tests use routes requests.
+ * - Contexts are prepared ahead (spares) while earlier pages wait, and closed after the result is
+ *   returned; each context still serves exactly one page.
  * - Bounded everywhere: navigation, load, scroll, settle and extraction run inside one `maxTimeMs`
  *   budget; when it runs out the context is closed and the render answers `page_timeout`.
  * - `render` never throws for a bad page: every outcome is a `RenderResult`. It throws only when the
@@ -24,7 +27,7 @@ import net from 'node:net';
 import { chromium, errors as playwrightErrors } from 'playwright-core';
 import type { Browser, BrowserContext, CDPSession, Page, Request, Response, Route } from 'playwright-core';
 import { AddressGuard } from '../shared/address-guard';
-import { findBrowserPid, isAlive, isRunning, processTreeMemory, resolveChromiumExecutable, type ChromiumExecutable } from './chromium-process';
+import { droppedDisabledFeatures, findBrowserPid, isAlive, isRunning, processTreeMemory, resolveChromiumExecutable, type ChromiumExecutable } from './chromium-process';
 import { factsExpression, keyDomFacts, scrollExpression, type ImageDomFacts, type RawPageFacts } from './dom-facts';
 import { extractImages, type ExtractOptions, type PageExtraction } from './extract-images';
 import { GuardProxy, joinHostPort, type ProxyEvent } from './guard-proxy';
@@ -50,6 +53,12 @@ export interface BrowserPoolOptions {
   launchTimeoutMs?: number;
   /** Extra Chromium switches, appended after ours. */
   extraArgs?: string[];
+  /**
+   * Fresh contexts prepared ahead of the pages that will use them, at most one per page in flight
+   * and at most this many (default 4; 0 = every page sets up its context when it starts). Each one
+   * is used by exactly one page.
+   */
+  sparePages?: number;
 }
 
 export const DEFAULT_BROWSER_POOL_OPTIONS: Readonly<BrowserPoolOptions> = Object.freeze({
@@ -63,11 +72,15 @@ export interface RenderOptions {
   navigationTimeoutMs?: number;
   /** Bound of each wait for quiet: for the load event, and for network idle after scrolling (default 2,000 ms). */
   settleMs?: number;
-  /** Network idle = no request in flight for this long (default 300 ms). */
+  /** Network idle = no request in flight for this long (default 150 ms). */
   idleQuietMs?: number;
-  /** Scroll to the bottom in this many steps (default 6; 0 = no scrolling). */
+  /**
+   * Scroll to the bottom with at most this many stops (default 6; 0 = no scrolling). Fewer when the
+   * page is short: only as many as keep consecutive stops 1.25 viewports apart, none for a document
+   * no taller than the viewport (dom-facts.ts `scrollExpression`).
+   */
   scrollSteps?: number;
-  /** Wait after each scroll step (default 120 ms). */
+  /** Dwell at each scroll stop (default 120 ms), for loaders driven by throttled scroll handlers. */
   scrollStepMs?: number;
   /**
    * Bytes per page, all responses together (default 10 MiB), counted twice: on the wire by the
@@ -98,7 +111,7 @@ export interface RenderOptions {
 const RENDER_DEFAULTS = {
   navigationTimeoutMs: 20_000,
   settleMs: 2_000,
-  idleQuietMs: 300,
+  idleQuietMs: 150,
   scrollSteps: 6,
   scrollStepMs: 120,
   maxPageBytes: 10 * 1024 * 1024,
@@ -133,6 +146,8 @@ export interface BlockedRequest {
 export interface RenderTimings {
   /** Launching a browser for this page (0 when one was running). */
   launchMs: number;
+  /** Proxy, context, page and DevTools session set up (or waiting for the one prepared ahead). */
+  setupMs: number;
   navigationMs: number;
   loadMs: number;
   scrollMs: number;
@@ -226,6 +241,14 @@ export class BrowserLaunchError extends Error {
 // ---------------------------------------------------------------------------------------------------
 // Launch
 
+/** playwright-core 1.65's `--disable-features` list (its chromiumSwitches.ts), kept by CHROMIUM_ARGS. */
+export const PLAYWRIGHT_DISABLED_FEATURES: readonly string[] = [
+  'AvoidUnnecessaryBeforeUnloadCheckSync', 'DestroyProfileOnBrowserClose', 'HttpsUpgrades', 'HttpsFirstBalancedModeAutoEnable',
+  'LensOverlay', 'MediaRouter', 'PaintHolding', 'ThirdPartyStoragePartitioning', 'AvoidCorsURLLoaderRestartOnRedirect',
+  'TcpPortRandomizationWin', 'OptimizationHints', 'NetworkTimeServiceQuerying', 'AimEnabled', 'PreconnectToSearch',
+  'msForceBrowserSignIn', 'msEdgeUpdateLaunchServicesPreferredVersion',
+];
+
 /** The crawl's switches (playwright-core adds its own automation defaults before these). */
 export const CHROMIUM_ARGS: readonly string[] = [
   '--no-sandbox',
@@ -240,6 +263,18 @@ export const CHROMIUM_ARGS: readonly string[] = [
   '--disable-site-isolation-trials',
   // WebRTC may not open UDP sockets that bypass the proxy (STUN to internal addresses).
   '--force-webrtc-ip-handling-policy=disable_non_proxied_udp',
+  // Web fonts are never requested (the text is read, not drawn): no request to refuse, and no
+  // DevTools request interception, which slowed every other request of the page down.
+  '--disable-remote-fonts',
+  // Media never plays without a user gesture, which a crawl never gives: a <video> or <audio> that
+  // MEDIA_URL_PATTERNS does not catch loads at most what its `preload` asks for.
+  '--autoplay-policy=user-gesture-required',
+  // Chromium reads only the last --disable-features, so this repeats playwright-core 1.65's list
+  // (PLAYWRIGHT_DISABLED_FEATURES; `droppedDisabledFeatures` checks it against the running browser)
+  // and adds the WebUI omnibox popup: headless Chromium 156 opens a window per page, and each window
+  // started a second renderer process for chrome://omnibox-popup.top-chrome/ that no crawl uses
+  // (0.1 CPU s a page on this machine, a third of the context's cost; docs/crawl.md).
+  `--disable-features=${[...PLAYWRIGHT_DISABLED_FEATURES, 'WebUIOmniboxPopup', 'WebUIOmniboxAimPopup', 'WebUIOmniboxFullPopup'].join(',')}`,
 ];
 
 /** Playwright disables Chromium's popup blocker; we want it: no page of ours ever has a user gesture. */
@@ -257,6 +292,25 @@ interface BrowserSlot {
   onDeath: Set<(why: 'crash' | 'closed') => void>;
 }
 
+let warnedFeatureDrift = false;
+
+/** At most this many spare pages are kept ready (one per page in flight). */
+const MAX_SPARES = 4;
+
+interface Spare {
+  job: RenderJob;
+  slot: BrowserSlot;
+  locale: string | undefined;
+}
+
+function usable(slot: BrowserSlot): boolean {
+  return !slot.retired && !slot.dead && !slot.closing && slot.browser.isConnected();
+}
+
+function hasOfflineOrigins(o: RenderOptions): boolean {
+  return o.offlineOrigins !== undefined && Object.keys(o.offlineOrigins).length > 0;
+}
+
 /** Thrown inside a render when the browser was gone before the page started; the render relaunches once. */
 class BrowserGoneError extends Error {}
 
@@ -270,6 +324,10 @@ export class PageRenderer {
   private current: BrowserSlot | null = null;
   private launching: Promise<BrowserSlot> | null = null;
   private readonly slots = new Set<BrowserSlot>();
+  /** Contexts of finished pages still closing. */
+  private readonly teardowns = new Set<Promise<void>>();
+  /** Fresh contexts prepared ahead of the pages that will use them (`refillSpares`). */
+  private readonly spares: Spare[] = [];
   private closed = false;
   private version: string | null = null;
   private readonly counters = {
@@ -353,6 +411,8 @@ export class PageRenderer {
     this.closed = true;
     const pending = this.launching;
     if (pending) await pending.catch(() => undefined);
+    this.discardSpares();
+    await Promise.all([...this.teardowns]);
     this.current = null;
     await Promise.all([...this.slots].map((slot) => this.closeSlot(slot)));
   }
@@ -385,18 +445,25 @@ export class PageRenderer {
         const launchStart = Date.now();
         const slot = await this.acquire();
         const launchMs = Date.now() - launchStart;
-        const job = new RenderJob(this, slot, target.href, o, signal, started, launchMs);
+        // a fresh context prepared ahead of time, or one set up now; then prepare the next one(s)
+        const job = this.takeSpare(slot, o) ?? new RenderJob(this, slot);
+        // The next page's context is prepared while this one waits for its quiet window after the
+        // scroll, not while it navigates or scrolls (that slowed both down on a busy machine).
+        const refill = hasOfflineOrigins(o) ? undefined : () => this.refillSpares(slot, o.locale);
         try {
-          result = await job.run();
+          result = await job.run(target.href, o, signal, started, launchMs, refill);
         } catch (err) {
           // The browser was gone before the page started (killed between renders, noticed late):
           // relaunch once and start over.
           if (!(err instanceof BrowserGoneError) || attempt >= 2) {
             result = { ok: false, reason: 'browser_crashed', detail: `the browser died: ${firstLine(err)}` };
           }
-          this.markDead(slot);
+          if (slot.dead || !slot.browser.isConnected() || (slot.pid !== null && !isRunning(slot.pid))) this.markDead(slot);
         } finally {
-          this.release(slot);
+          // the slot stays busy until the page's context is closed, off this page's clock
+          const closing = job.closed.finally(() => this.release(slot));
+          this.teardowns.add(closing);
+          void closing.finally(() => this.teardowns.delete(closing));
         }
       }
       if (result.ok) this.counters.pagesOk++;
@@ -427,6 +494,53 @@ export class PageRenderer {
     c.wireBytes += page.wireBytes;
     c.dialogsDismissed += page.dialogs;
     c.popupsClosed += page.popups;
+  }
+
+  // -- spare pages -------------------------------------------------------------------------------
+
+  /**
+   * A spare prepared on this browser for this locale, or null. Its hold on the browser passes to
+   * the render (which `acquire` counted already).
+   */
+  private takeSpare(slot: BrowserSlot, o: ResolvedRenderOptions): RenderJob | null {
+    if (hasOfflineOrigins(o)) return null;
+    const i = this.spares.findIndex((x) => x.slot === slot && x.locale === o.locale);
+    if (i < 0) return null;
+    const [spare] = this.spares.splice(i, 1);
+    slot.active--;
+    return spare!.job;
+  }
+
+  /**
+   * Keeps as many spares ready on the current browser as pages are being rendered (at most
+   * MAX_SPARES), never more than the pages the browser has left before it is recycled. Spares of
+   * another browser or locale are closed.
+   */
+  private refillSpares(slot: BrowserSlot, locale: string | undefined): void {
+    for (const x of [...this.spares]) if (x.slot !== slot || x.locale !== locale || !usable(x.slot)) this.discardSpare(x);
+    if (this.closed || !usable(slot) || slot !== this.current) return;
+    const wanted = Math.min(this.opts.sparePages ?? MAX_SPARES, this.counters.activePages);
+    let have = this.spares.length;
+    while (have < wanted && slot.pages + have < this.opts.recycleAfterPages) {
+      const job = new RenderJob(this, slot);
+      slot.active++;
+      job.prepare(locale);
+      this.spares.push({ job, slot, locale });
+      have++;
+    }
+  }
+
+  private discardSpare(spare: Spare): void {
+    const i = this.spares.indexOf(spare);
+    if (i < 0) return;
+    this.spares.splice(i, 1);
+    const closing = spare.job.discard().finally(() => this.release(spare.slot));
+    this.teardowns.add(closing);
+    void closing.finally(() => this.teardowns.delete(closing));
+  }
+
+  private discardSpares(slot?: BrowserSlot): void {
+    for (const x of [...this.spares]) if (slot === undefined || x.slot === slot) this.discardSpare(x);
   }
 
   // -- browser slots -----------------------------------------------------------------------------
@@ -467,6 +581,7 @@ export class PageRenderer {
 
   private retire(slot: BrowserSlot): void {
     slot.retired = true;
+    this.discardSpares(slot);
     if (this.current === slot) this.current = null;
     if (slot.active <= 0) void this.closeSlot(slot);
   }
@@ -506,6 +621,13 @@ export class PageRenderer {
       closing: false,
       onDeath: new Set(),
     };
+    if (slot.pid !== null && !warnedFeatureDrift) {
+      const dropped = droppedDisabledFeatures(slot.pid);
+      if (dropped.length > 0) {
+        warnedFeatureDrift = true;
+        console.warn(`playwright-core disables Chromium features that CHROMIUM_ARGS does not repeat (update PLAYWRIGHT_DISABLED_FEATURES): ${dropped.join(', ')}`);
+      }
+    }
     this.slots.add(slot);
     browser.on('disconnected', () => {
       if (!slot.closing) this.markDead(slot);
@@ -577,7 +699,8 @@ class RenderJob {
   private blockedOverflow = 0;
   private readonly navigations: string[] = [];
   private readonly failedRequests: Array<{ url: string; error: string }> = [];
-  private lastMainResponse: Response | null = null;
+  /** The main frame's last response (DevTools `responseReceived`; redirects are not responses there). */
+  private lastMainResponse: MainResponse | null = null;
   private downloadStarted = false;
   private dialogs = 0;
   private popups = 0;
@@ -587,27 +710,63 @@ class RenderJob {
   /** requestId → URL of requests in flight. */
   private readonly inflight = new Map<string, string>();
   private lastNetworkChange = Date.now();
+  /** Resolves the current waiter of `waitForNetworkIdle` on any network event. */
+  private networkChanged: (() => void) | null = null;
   private readonly mainDocBytes = new Map<string, number>();
   private bytes = 0;
   private requests = 0;
   private failed = 0;
   private overBudget = false;
 
-  private readonly timings: RenderTimings;
+  private timings: RenderTimings = { launchMs: 0, setupMs: 0, navigationMs: 0, loadMs: 0, scrollMs: 0, settleMs: 0, extractMs: 0, totalMs: 0 };
+  // set by `run`
+  private url = '';
+  private o: ResolvedRenderOptions = { ...RENDER_DEFAULTS };
+  private signal: AbortSignal | undefined;
+  private started = 0;
+  /** Called once, when the page starts its quiet wait after scrolling (or ends before it). */
+  private onLoaded: (() => void) | undefined;
+  /** Proxy, context, page and DevTools session: started by `prepare` (ahead of time for a spare) or by `run`. */
+  private prepared: Promise<void> | null = null;
 
   constructor(
     private readonly owner: PageRenderer,
     private readonly slot: BrowserSlot,
-    private readonly url: string,
-    private readonly o: ResolvedRenderOptions,
-    private readonly signal: AbortSignal | undefined,
-    private readonly started: number,
-    launchMs: number,
-  ) {
-    this.timings = { launchMs, navigationMs: 0, loadMs: 0, scrollMs: 0, settleMs: 0, extractMs: 0, totalMs: 0 };
+  ) {}
+
+  /**
+   * Sets up the page's proxy, fresh context, page and DevTools session, without loading anything.
+   * The renderer calls it ahead of time for a spare page; `run` calls it when that did not happen.
+   */
+  prepare(locale: string | undefined, offlineOrigins?: Record<string, string>): void {
+    if (this.prepared) return;
+    this.prepared = this.setup(locale, offlineOrigins);
+    this.prepared.catch(() => undefined); // observed by work() or teardown()
   }
 
-  async run(): Promise<RenderResult> {
+  private loaded(): void {
+    const fn = this.onLoaded;
+    this.onLoaded = undefined;
+    try {
+      fn?.();
+    } catch {
+      // preparing spares is not this page's business
+    }
+  }
+
+  /** A spare that is not going to be used: close it. */
+  async discard(): Promise<void> {
+    this.closed = this.teardown();
+    await this.closed;
+  }
+
+  async run(url: string, o: ResolvedRenderOptions, signal: AbortSignal | undefined, started: number, launchMs: number, onLoaded?: () => void): Promise<RenderResult> {
+    this.onLoaded = onLoaded;
+    this.url = url;
+    this.o = o;
+    this.signal = signal;
+    this.started = started;
+    this.timings.launchMs = launchMs;
     const stop = new Promise<Stop>((resolve) => {
       this.stopWith = (s) => {
         if (this.stopped) return;
@@ -648,12 +807,19 @@ class RenderJob {
       this.signal?.removeEventListener('abort', onAbort);
       this.slot.onDeath.delete(onDeath);
       work.catch(() => undefined);
-      await this.teardown();
+      this.loaded();
+      // The context and proxy close in the background: the result does not wait for them. The
+      // renderer keeps the browser slot busy until they are closed (`closed`).
+      this.closed = this.teardown();
     }
     this.timings.totalMs = Date.now() - this.started;
     // The browser died before this page's navigation began (killed between renders): not the
     // page's fault; render() relaunches and starts over once.
-    if (!('ok' in outcome) && outcome.reason === 'browser_crashed' && !this.navigationStarted) throw new BrowserGoneError(outcome.detail);
+    // A page taken from the spares goes to `page.goto` at once, so "before the navigation began"
+    // means before its first request left the browser.
+    if (!('ok' in outcome) && outcome.reason === 'browser_crashed' && (!this.navigationStarted || this.navigations.length === 0)) {
+      throw new BrowserGoneError(outcome.detail);
+    }
     const result: RenderResult = 'ok' in outcome ? outcome : this.failure(outcome.reason, outcome.detail);
     result.timings = { ...this.timings };
     this.owner.account({
@@ -666,8 +832,14 @@ class RenderJob {
     return result;
   }
 
+  /** Resolves when the page's context and proxy are closed (set once `run` ends). */
+  closed: Promise<void> = Promise.resolve();
+
   private async teardown(): Promise<void> {
-    if (this.context) {
+    // a setup still in progress (a page stopped early, a spare discarded) would leave its context open
+    if (this.prepared) await withTimeout(this.prepared.then(() => true, () => false), 10_000, false);
+    // a dead browser took its contexts with it
+    if (this.context && !this.slot.dead && this.slot.browser.isConnected()) {
       const ok = await withTimeout(this.context.close().then(() => true, () => false), 5_000, false);
       // A context that will not close means a wedged browser: retire it (it is killed once idle).
       if (!ok && !this.slot.dead) this.slot.retired = true;
@@ -684,13 +856,13 @@ class RenderJob {
     return f;
   }
 
-  private async work(): Promise<RenderResult | Stop> {
+  private async setup(locale: string | undefined, offlineOrigins: Record<string, string> | undefined): Promise<void> {
     const browser = this.slot.browser;
     if (!browser.isConnected()) throw new BrowserGoneError('browser disconnected');
     // The byte budget on the wire: the hard backstop behind the decoded count below (DevTools
-    // events arrive late, and Page.stopLoading does not cancel every transfer in flight).
+    // events arrive late, and Page.stopLoading does not cancel every transfer in flight). `run`
+    // sets the page's budget before navigating.
     this.proxy = await GuardProxy.start(this.owner.addressGuard, {
-      maxBytesFromOrigins: this.o.maxPageBytes,
       onBudgetExceeded: () => this.budgetSpent(),
     });
     const { userAgent, viewport } = this.owner.contextOptions;
@@ -699,7 +871,7 @@ class RenderJob {
         userAgent,
         viewport,
         deviceScaleFactor: 1,
-        locale: this.o.locale,
+        locale,
         acceptDownloads: false,
         serviceWorkers: 'block',
         javaScriptEnabled: true,
@@ -716,7 +888,10 @@ class RenderJob {
         p.close().catch(() => undefined);
       }
     });
-    await context.route('**/*', (route) => this.onRoute(route));
+    // Only the offline test aid routes requests through Node; otherwise the DevTools Fetch domain
+    // pauses fonts and media alone (attachNetworkAccounting) and the proxy guards every connection.
+    const offline = offlineOrigins !== undefined && Object.keys(offlineOrigins).length > 0;
+    if (offline) await context.route('**/*', (route) => this.onRoute(route));
     const page = await context.newPage();
     this.page = page;
     page.on('dialog', (d) => {
@@ -734,14 +909,19 @@ class RenderJob {
         else this.stopWith({ reason: 'network_error', detail: 'the page closed itself (window.close)' });
       }, 100);
     });
-    page.on('request', (r) => this.onRequest(r));
-    page.on('requestfailed', (r) => {
-      if (this.failedRequests.length < MAX_FAILED_TRACKED) this.failedRequests.push({ url: r.url(), error: r.failure()?.errorText ?? '' });
-    });
-    page.on('response', (r) => {
-      if (this.isMainNavigation(r.request())) this.lastMainResponse = r;
-    });
-    await this.attachNetworkAccounting(context, page);
+    await this.attachNetworkAccounting(context, page, !offline);
+  }
+
+  private async work(): Promise<RenderResult | Stop> {
+    const setupStart = Date.now();
+    this.prepare(this.o.locale, this.o.offlineOrigins);
+    await this.prepared;
+    const page = this.page!;
+    // a spare whose page or browser went away while it waited: not this page's fault, start over
+    if (page.isClosed() || !this.slot.browser.isConnected()) throw new BrowserGoneError('the prepared page is gone');
+    this.proxy!.setMaxBytesFromOrigins(this.o.maxPageBytes);
+    this.lastNetworkChange = Date.now();
+    this.timings.setupMs = Date.now() - setupStart;
 
     // -- navigation
     let t = Date.now();
@@ -755,23 +935,43 @@ class RenderJob {
     }
     this.timings.navigationMs = Date.now() - t;
     if (this.stopped) return this.stopped;
-    const early = this.checkMainResponse(response ?? this.lastMainResponse);
+    const early = this.checkMainResponse(response ? mainResponseOf(response) : this.lastMainResponse);
     if (early) return early;
 
     // -- load event, scroll, settle (each bounded; a failure here is not fatal)
     t = Date.now();
     await page.waitForLoadState('load', { timeout: Math.max(1, Math.min(this.o.settleMs, this.remaining())) }).catch(() => undefined);
     this.timings.loadMs = Date.now() - t;
-    t = Date.now();
-    if (this.o.scrollSteps > 0) await page.evaluate(scrollExpression(this.o.scrollSteps, this.o.scrollStepMs)).catch(() => undefined);
-    this.timings.scrollMs = Date.now() - t;
-    t = Date.now();
-    const settled = await this.waitForNetworkIdle(Math.min(this.o.settleMs, this.remaining()));
-    this.timings.settleMs = Date.now() - t;
-    if (this.stopped) return this.stopped;
+    // Scroll to the bottom (the last stop has no dwell of its own: the quiet window after it is
+    // one), then wait until nothing has loaded for the quiet window since the later of the last
+    // network event and the end of the scroll. A document that grew meanwhile is scrolled again,
+    // within the same number of stops and the same settle bound.
+    const settleEnd = Date.now() + Math.min(this.o.settleMs, this.remaining());
+    let stopsLeft = this.o.scrollSteps;
+    let settled = false;
+    for (let round = 0; ; round++) {
+      let scrolledStops = 0;
+      if (stopsLeft > 0) {
+        t = Date.now();
+        const r = (await page.evaluate(scrollExpression(stopsLeft, this.o.scrollStepMs, { dwellAtLastStop: false })).catch(() => null)) as { stops: number } | null;
+        scrolledStops = r?.stops ?? 0;
+        stopsLeft -= scrolledStops;
+        this.timings.scrollMs += Date.now() - t;
+      }
+      if (this.stopped) return this.stopped;
+      // the page now only waits: a good moment to prepare the next page's context
+      this.loaded();
+      if (round > 0 && scrolledStops === 0 && settled) break; // settled, and nothing more to scroll
+      t = Date.now();
+      const quiet = scrolledStops > 0 ? Math.max(this.o.idleQuietMs, this.o.scrollStepMs) : this.o.idleQuietMs;
+      settled = await this.waitForNetworkIdle(settleEnd - Date.now(), scrolledStops > 0 ? Date.now() : 0, quiet);
+      this.timings.settleMs += Date.now() - t;
+      if (this.stopped) return this.stopped;
+      if (!settled || scrolledStops === 0 || stopsLeft <= 0) break;
+    }
 
     // -- a script navigation after DOMContentLoaded may have replaced the document
-    const last = this.lastMainResponse ?? response;
+    const last = this.lastMainResponse ?? (response ? mainResponseOf(response) : null);
     const lateNav = this.lateNavigationFailure();
     if (lateNav) return lateNav;
     const late = this.checkMainResponse(last);
@@ -780,11 +980,11 @@ class RenderJob {
     // -- read the DOM
     t = Date.now();
     const raw = (await page.evaluate(factsExpression(this.o.maxPageBytes))) as RawPageFacts;
+    const headers = last?.headers ?? {};
     if (raw.html === null) return { reason: 'too_large', detail: `the rendered DOM has ${raw.htmlChars} characters, over maxPageBytes (${this.o.maxPageBytes})` };
     if (!HTML_TYPES.has(raw.contentType.toLowerCase())) return { reason: 'not_html', detail: `document type ${raw.contentType}` };
     const html = `${raw.doctype}${raw.html}`;
     const finalUrl = page.url();
-    const headers = last ? await last.allHeaders().catch(() => last.headers()) : {};
     const extraction = extractImages(html, finalUrl, { ...this.o.extract, httpContentLanguage: headers['content-language'] ?? null });
     const dom = keyDomFacts(raw);
     this.timings.extractMs = Date.now() - t;
@@ -795,7 +995,7 @@ class RenderJob {
     return {
       ok: true,
       finalUrl,
-      status: last?.status() ?? 0,
+      status: last?.status ?? 0,
       headers: pickHeaders(headers),
       html,
       extraction,
@@ -823,10 +1023,6 @@ class RenderJob {
   }
 
   // -- requests --------------------------------------------------------------------------------
-
-  private onRequest(r: Request): void {
-    if (this.isMainNavigation(r) && this.navigations.length < 50) this.navigations.push(r.url());
-  }
 
   private isMainNavigation(r: Request): boolean {
     try {
@@ -897,33 +1093,55 @@ class RenderJob {
     }
   }
 
-  /** Byte budget and in-flight requests, from the DevTools Network events of the page target. */
-  private async attachNetworkAccounting(context: BrowserContext, page: Page): Promise<void> {
+  /**
+   * Everything the page's network does, from the DevTools Network events of the page target: the
+   * byte budget, the requests in flight (settle), the main frame's navigations and response, failed
+   * requests (matched to the proxy's refusals). Playwright's own request events are not subscribed
+   * to, so Node is not sent each request twice. Unless the route handler does it (`offlineOrigins`),
+   * media URLs are refused here too (`Network.setBlockedURLs`, checked inside Chromium: no request
+   * pauses for a round trip to Node); web fonts are never requested (`--disable-remote-fonts`).
+   */
+  private async attachNetworkAccounting(context: BrowserContext, page: Page, blockMedia: boolean): Promise<void> {
     const cdp = await context.newCDPSession(page);
     this.cdp = cdp;
-    const tree = await cdp.send('Page.getFrameTree');
-    this.mainFrameId = tree.frameTree.frame.id;
-    const max = this.o.maxPageBytes;
     const touch = () => {
       this.lastNetworkChange = Date.now();
+      const wake = this.networkChanged;
+      if (wake) {
+        this.networkChanged = null;
+        wake();
+      }
     };
+    /** requestId → resource type, for requests Chromium refused (`blockedReason`). */
+    const types = new Map<string, string>();
     cdp.on('Network.requestWillBeSent', (e) => {
       touch();
+      const main = e.type === 'Document' && e.frameId === this.mainFrameId;
+      // the requested URL, then each redirect hop (same requestId), then script navigations
+      if (main && this.navigations.length < 50) this.navigations.push(e.request.url);
+      this.inflight.set(e.requestId, e.request.url);
       if (e.redirectResponse) return; // same requestId, already counted
       this.requests++;
-      this.inflight.set(e.requestId, e.request.url);
-      if (e.type === 'Document' && e.frameId === this.mainFrameId) this.mainDocBytes.set(e.requestId, 0);
+      if (e.type !== undefined) types.set(e.requestId, e.type);
+      if (main) this.mainDocBytes.set(e.requestId, 0);
     });
     cdp.on('Network.responseReceived', (e) => {
       touch();
+      if (e.type === 'Document' && e.frameId === this.mainFrameId) {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(e.response.headers)) headers[k.toLowerCase()] = String(v);
+        this.lastMainResponse = { url: e.response.url, status: e.response.status, statusText: e.response.statusText, headers };
+      }
       if (!this.mainDocBytes.has(e.requestId)) return;
       const declared = Number(headerValue(e.response.headers, 'content-length'));
+      const max = this.o.maxPageBytes;
       if (Number.isFinite(declared) && declared > max) {
         this.stopWith({ reason: 'too_large', detail: `the document declares ${declared} bytes, over maxPageBytes (${max})` });
       }
     });
     cdp.on('Network.dataReceived', (e) => {
       touch();
+      const max = this.o.maxPageBytes;
       this.bytes += e.dataLength;
       const doc = this.mainDocBytes.get(e.requestId);
       if (doc !== undefined) {
@@ -936,54 +1154,86 @@ class RenderJob {
     cdp.on('Network.loadingFinished', (e) => {
       touch();
       this.inflight.delete(e.requestId);
+      types.delete(e.requestId);
     });
     cdp.on('Network.loadingFailed', (e) => {
       touch();
-      if (this.inflight.delete(e.requestId)) this.failed++;
+      const url = this.inflight.get(e.requestId);
+      const type = types.get(e.requestId);
+      types.delete(e.requestId);
+      if (!this.inflight.delete(e.requestId)) return;
+      this.failed++;
+      // the main document cut off by the byte budget: nothing complete to extract
+      if (this.overBudget && this.mainDocBytes.has(e.requestId)) this.documentCut();
+      if (e.blockedReason === 'inspector') this.block(url!, type === 'Font' ? 'font' : 'media');
+      else if (this.failedRequests.length < MAX_FAILED_TRACKED) this.failedRequests.push({ url: url!, error: e.errorText });
     });
-    await cdp.send('Network.enable');
+    // one round trip for all three
+    const [tree] = await Promise.all([
+      cdp.send('Page.getFrameTree'),
+      cdp.send('Network.enable'),
+      blockMedia ? cdp.send('Network.setBlockedURLs', { urls: MEDIA_URL_PATTERNS }) : undefined,
+    ]);
+    this.mainFrameId = tree.frameTree.frame.id;
+  }
+
+  private documentCut(): void {
+    this.stopWith({ reason: 'too_large', detail: `the byte budget (maxPageBytes ${this.o.maxPageBytes}) ran out while the document was loading` });
   }
 
   /** The page's byte budget is spent: later requests are refused, loading stops. */
   private budgetSpent(): void {
     if (this.overBudget) return;
     this.overBudget = true;
-    // the main document itself is cut off: nothing complete to extract
-    for (const id of this.mainDocBytes.keys()) {
-      if (this.inflight.has(id)) {
-        this.stopWith({ reason: 'too_large', detail: `the byte budget (maxPageBytes ${this.o.maxPageBytes}) ran out while the document was loading` });
-        return;
-      }
-    }
+    // Whether the main document was cut off too is told by its own end (loadingFailed: too_large;
+    // loadingFinished: complete, the page is extracted as truncated). Deciding from the requests in
+    // flight here raced with DevTools events still on their way for a document already complete.
+    // The proxy cuts every origin connection and refuses new ones (it may have called us).
+    this.proxy?.spendBudget();
     this.cdp?.send('Page.stopLoading').catch(() => undefined);
   }
 
-  /** Resolves when no request has been in flight for `idleQuietMs`, or after `bound` ms (false). */
-  private async waitForNetworkIdle(bound: number): Promise<boolean> {
+  /**
+   * Resolves when no request has been in flight for `quietMs` (default `idleQuietMs`), counted from
+   * the later of the last network event and `since`, or after `bound` ms (false).
+   * Event-driven: it sleeps until the quiet window would end, or until the next network event.
+   */
+  private async waitForNetworkIdle(bound: number, since = 0, quietMs = this.o.idleQuietMs): Promise<boolean> {
     const end = Date.now() + Math.max(0, bound);
     for (;;) {
       if (this.stopped) return false;
       const now = Date.now();
-      if (this.inflight.size === 0 && now - this.lastNetworkChange >= this.o.idleQuietMs) return true;
+      const quietAt = Math.max(this.lastNetworkChange, since) + quietMs;
+      if (this.inflight.size === 0 && now >= quietAt) return true;
       if (now >= end) return false;
-      await sleep(Math.min(50, end - now));
+      const until = this.inflight.size === 0 ? Math.min(quietAt, end) : end;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.networkChanged = null;
+          resolve();
+        }, Math.max(1, until - now));
+        this.networkChanged = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     }
   }
 
   // -- outcomes --------------------------------------------------------------------------------
 
   /** Failures visible on the main document's response: proxy refusals, HTTP errors, other content types. */
-  private checkMainResponse(response: Response | null): Stop | null {
+  private checkMainResponse(response: MainResponse | null): Stop | null {
     if (!response) return { reason: 'network_error', detail: 'the navigation produced no response' };
-    const headers = response.headers();
+    const headers = response.headers;
     const blockedRange = headers['x-mella-blocked'];
-    if (blockedRange) return { reason: 'ssrf_blocked', detail: `${truncate(response.url())} is not a public address (${blockedRange})` };
+    if (blockedRange) return { reason: 'ssrf_blocked', detail: `${truncate(response.url)} is not a public address (${blockedRange})` };
     const proxyError = headers['x-mella-proxy-error'];
     if (proxyError) {
-      return { reason: proxyError === 'dns_error' ? 'dns_error' : 'network_error', detail: `${truncate(response.url())}: ${proxyError}` };
+      return { reason: proxyError === 'dns_error' ? 'dns_error' : 'network_error', detail: `${truncate(response.url)}: ${proxyError}` };
     }
-    const status = response.status();
-    if (status >= 400) return { reason: `http_${status}`, detail: `the server answered ${status} ${response.statusText()}`.trim() };
+    const status = response.status;
+    if (status >= 400) return { reason: `http_${status}`, detail: `the server answered ${status} ${response.statusText}`.trim() };
     const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== '' && !HTML_TYPES.has(type)) return { reason: 'not_html', detail: `Content-Type ${type}` };
     return null;
@@ -992,6 +1242,7 @@ class RenderJob {
   /** A goto that threw: download, timeout, a refused or failed hop. */
   private navigationFailure(err: unknown): Stop {
     if (this.stopped) return this.stopped;
+    if (this.overBudget) return { reason: 'too_large', detail: `the byte budget (maxPageBytes ${this.o.maxPageBytes}) ran out while the document was loading` };
     const message = firstLine(err);
     if (this.downloadStarted || /Download is starting/i.test(message)) {
       return { reason: 'download', detail: 'the navigation started a download (downloads are refused)' };
@@ -1014,7 +1265,7 @@ class RenderJob {
   private lateNavigationFailure(): Stop | null {
     const last = this.navigations[this.navigations.length - 1];
     if (!last || !this.page) return null;
-    if (this.lastMainResponse && this.lastMainResponse.url() === last) return null;
+    if (this.lastMainResponse && this.lastMainResponse.url === last) return null;
     const failed = this.failedRequests.find((f) => f.url === last);
     if (!failed) return null;
     return this.proxyRefusalFor([last]) ?? { reason: 'network_error', detail: `a script navigation to ${truncate(last)} failed: ${failed.error}` };
@@ -1056,6 +1307,26 @@ class RenderJob {
 
 // ---------------------------------------------------------------------------------------------------
 // helpers
+
+/** The main document's response, as the checks need it (header names lower-cased). */
+interface MainResponse {
+  url: string;
+  status: number;
+  statusText: string;
+  headers: Record<string, string>;
+}
+
+function mainResponseOf(r: Response): MainResponse {
+  return { url: r.url(), status: r.status(), statusText: r.statusText(), headers: r.headers() };
+}
+
+/**
+ * Media by URL (`Network.setBlockedURLs`): what `<video>`, `<audio>` and `<source>` load. Chromium
+ * checks these patterns itself; a request refused this way is listed in `blocked` as `media`.
+ */
+export const MEDIA_URL_PATTERNS: string[] = ['mp4', 'm4v', 'webm', 'ogv', 'ogg', 'oga', 'opus', 'mp3', 'm4a', 'aac', 'wav', 'flac', 'mov', 'mkv', '3gp'].flatMap(
+  (ext) => [`*.${ext}`, `*.${ext}?*`, `*.${ext.toUpperCase()}`, `*.${ext.toUpperCase()}?*`],
+);
 
 /** TEST AID: the local URL for `u` under `offlineOrigins`, or null. */
 export function mapOfflineOrigin(u: URL, map: Record<string, string>): string | null {

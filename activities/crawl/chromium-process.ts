@@ -104,6 +104,19 @@ export function findBrowserPid(marker: string): number | null {
   return null;
 }
 
+/**
+ * Chromium reads only the last `--disable-features` switch. Playwright passes its own list first,
+ * and CHROMIUM_ARGS (browser.ts) passes a copy of it plus ours after it. This returns the features of
+ * Playwright's list (the first switch) that the effective one (the last) lacks: not empty means
+ * playwright-core changed its list and CHROMIUM_ARGS needs the update. [] when the process is gone.
+ */
+export function droppedDisabledFeatures(pid: number): string[] {
+  const lists = (readArgs(pid) ?? []).filter((a) => a.startsWith('--disable-features=')).map((a) => a.slice('--disable-features='.length).split(',').filter(Boolean));
+  if (lists.length < 2) return [];
+  const effective = new Set(lists[lists.length - 1]);
+  return lists[0]!.filter((f) => !effective.has(f));
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

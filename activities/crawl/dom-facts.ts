@@ -108,38 +108,65 @@ const SCROLL_FUNCTION = `async (args) => {
   const height = () => Math.max(document.documentElement ? document.documentElement.scrollHeight : 0,
     document.body ? document.body.scrollHeight : 0);
   // until the next rendering frame is done (its intersection observers updated): a rAF callback
-  // runs before that frame's observer step, a task queued from it runs after. 50 ms at most, for
-  // a page that produces no frames.
+  // runs before that frame's observer step, a task queued from it runs after. 250 ms at most, for
+  // a page that produces no frames (a busy machine can take well over 50 ms for a frame; moving on
+  // before it is drawn would skip the region for intersection observers).
   const frame = () => new Promise((resolve) => {
     let done = false;
     const finish = () => { if (!done) { done = true; resolve(); } };
     requestAnimationFrame(() => setTimeout(finish, 0));
-    setTimeout(finish, 50);
+    setTimeout(finish, 250);
   });
+  const view = Math.max(100, window.innerHeight);
   let y = Math.round(window.scrollY);
   let frames = 0;
-  for (let i = 1; i <= args.steps; i++) {
-    const target = Math.ceil((height() * i) / args.steps);
+  let stops = 0;
+  // The height is re-measured at every stop, so a page that grows as it loads is followed. A
+  // document no taller than the viewport is not scrolled at all: every element was on screen.
+  while (stops < args.steps && frames < args.maxFrames) {
+    const bottom = Math.max(0, height() - view);
+    if (y >= bottom) break;
+    // the stops left: as few as keep consecutive stops at most 1.25 viewports apart. The strip
+    // between two stops' views (a quarter viewport at most) is within the look-ahead of
+    // scroll-driven lazy loaders (lazysizes 370-500 px, native loading=lazy 1,250 px or more), and
+    // intersection observers see it in the frames on the way
+    const left = Math.min(args.steps - stops, Math.ceil((bottom - y) / Math.round(view * 1.25)));
+    const target = Math.min(bottom, y + Math.ceil((bottom - y) / left));
     // never jump more than a viewport at once, so that every region of the page is on screen in
     // some frame and intersection observers (lazy loaders) see it
+    const from = y;
     while (y < target && frames < args.maxFrames) {
-      y = Math.min(target, y + Math.max(100, window.innerHeight));
-      window.scrollTo(0, y);
+      const want = Math.min(target, y + view);
+      window.scrollTo(0, want);
       await frame();
       frames++;
+      const now = Math.round(window.scrollY);
+      // the page shrank as images loaded (the height is re-measured at the next stop), or it does
+      // not scroll at all
+      if (now <= y) break;
+      y = now;
     }
-    await new Promise((resolve) => setTimeout(resolve, args.stepMs));
+    stops++;
+    if (y <= from) break; // no progress: scrolling is locked
+    // the last stop: at the bottom, or out of stops (the caller's quiet window may be its dwell)
+    const last = stops >= args.steps || y >= Math.max(0, height() - view);
+    // a dwell at the stop, for loaders driven by throttled scroll handlers and timers
+    if (!last || args.dwellAtLastStop) await new Promise((resolve) => setTimeout(resolve, args.stepMs));
   }
-  return { height: height(), y: Math.round(window.scrollY), frames };
+  return { height: height(), y: Math.round(window.scrollY), frames, stops };
 }`;
 
 /**
- * Scrolls to the bottom in `steps` steps (the height is re-measured at each, so a page that grows
- * as it loads is followed), moving at most one viewport per rendering frame within a step, and
- * waiting `stepMs` after each step. At most `maxFrames` viewport moves in all (an endless page).
+ * Scrolls to the bottom with at most `steps` stops, and no more than keep consecutive stops 1.25
+ * viewports apart (a document no taller than the viewport is not scrolled). Between stops it moves at most one
+ * viewport per rendering frame; at each stop it waits `stepMs`. The height is re-measured at each
+ * stop, so a page that grows as it loads is followed. At most `maxFrames` viewport moves in all
+ * (an endless page). `dwellAtLastStop: false` leaves the last stop's dwell to the caller (the
+ * renderer waits for a quiet window after the scroll instead).
  */
-export function scrollExpression(steps: number, stepMs: number, maxFrames = 400): string {
-  return `(${SCROLL_FUNCTION})(${JSON.stringify({ steps, stepMs, maxFrames })})`;
+export function scrollExpression(steps: number, stepMs: number, options: { maxFrames?: number; dwellAtLastStop?: boolean } = {}): string {
+  const { maxFrames = 400, dwellAtLastStop = true } = options;
+  return `(${SCROLL_FUNCTION})(${JSON.stringify({ steps, stepMs, maxFrames, dwellAtLastStop })})`;
 }
 
 /**

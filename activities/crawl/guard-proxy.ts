@@ -86,7 +86,7 @@ export class GuardProxy {
   /** Origin-side sockets (tunnels and forwarded requests), cut when the byte budget is passed. */
   private readonly originSockets = new Set<net.Socket>();
   private overBudget = false;
-  private readonly maxBytes: number;
+  private maxBytes: number;
   private readonly onBudgetExceeded: (() => void) | undefined;
   private readonly agent: http.Agent;
   private readonly lookup: net.LookupFunction;
@@ -155,8 +155,15 @@ export class GuardProxy {
       socket.destroy();
       return;
     }
+    if (this.sockets.has(socket)) return; // a keep-alive socket reused for another request
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  /** Sets the byte budget (`maxBytesFromOrigins`) of a proxy started ahead of its page. */
+  setMaxBytesFromOrigins(n: number): void {
+    this.maxBytes = n;
+    if (!this.overBudget && this.counters.bytesFromOrigins > n) this.received(0);
   }
 
   /** Whether the budget is spent. */
@@ -168,14 +175,23 @@ export class GuardProxy {
   private received(n: number): void {
     this.counters.bytesFromOrigins += n;
     if (this.overBudget || this.counters.bytesFromOrigins <= this.maxBytes) return;
-    this.overBudget = true;
-    for (const s of this.originSockets) s.destroy();
-    this.originSockets.clear();
+    this.spendBudget();
     try {
       this.onBudgetExceeded?.();
     } catch {
       // a listener's problem is not the proxy's
     }
+  }
+
+  /**
+   * Ends the page's budget now (the renderer calls it when its decoded byte count runs out first):
+   * every origin connection is cut and new ones are refused, as when the wire count passes it.
+   */
+  spendBudget(): void {
+    if (this.overBudget) return;
+    this.overBudget = true;
+    for (const s of this.originSockets) s.destroy();
+    this.originSockets.clear();
   }
 
   private trackOrigin(socket: net.Socket): void {
@@ -184,6 +200,7 @@ export class GuardProxy {
       socket.destroy();
       return;
     }
+    if (this.originSockets.has(socket)) return;
     this.originSockets.add(socket);
     socket.once('close', () => this.originSockets.delete(socket));
   }
