@@ -192,6 +192,37 @@ describe('crawl stage with a real browser', () => {
 });
 
 describe('crawl bounds and politeness', () => {
+  it('honours 429 and 503 with Retry-After: the page comes back later, and after maxPageAttempts it is recorded', async () => {
+    const html = (title: string, body: string) => ({
+      kind: 'bytes' as const,
+      body: Buffer.from(`<!doctype html><html lang="th"><head><meta charset="utf-8"><title>${title}</title></head><body>${body}</body></html>`),
+      contentType: 'text/html; charset=utf-8',
+    });
+    server.set('/retry/index.html', html('หน้าแรก', '<a href="/retry/busy.html">ยุ่ง</a> <a href="/retry/down.html">ปิด</a>'));
+    server.set('/retry/busy.html', { kind: 'flaky', times: 1, status: 429, retryAfter: '2', then: html('ตลาดน้ำ', '<img src="/img/th/night-market.jpg" alt="ตลาดน้ำยามเช้า">') });
+    server.set('/retry/down.html', { kind: 'status', status: 503, headers: { 'retry-after': '0' } });
+    const config = testConfig({
+      name: `crawl-retry-${process.pid}`, languages: ['th'], stages: ['crawl'], inputs: [],
+      crawl: { sites: { th: { seeds: [server.url('/retry/index.html')] } }, allowPrivateNetworks: ['127.0.0.1/32'], perDomainDelayMs: 0, maxDepth: 1, batchSize: 2, render: { settleMs: 300, scrollSteps: 0 } },
+    });
+    const summary = await run(config, 'manual', 'retry');
+    expect(summary.languages.th!.crawl).toEqual({ in: 3, kept: 2, rejected: { http_503: 1 } });
+    const busy = server.hitTimes.get('/retry/busy.html')!;
+    expect(busy).toHaveLength(2);
+    expect(busy[1]! - busy[0]!).toBeGreaterThanOrEqual(2000); // Retry-After: 2 was honoured
+    expect(server.hits.get('/retry/down.html')).toBe(3); // crawl.maxPageAttempts (3)
+    const { rows } = await pool.query<{ url: string; attempts: number; outcome: string; detail: string | null }>(
+      `select f.url, f.attempts, p.outcome, p.detail from crawl_frontier f join crawl_pages p using (run_id, lang, url_key) where f.run_id = $1 order by f.url`,
+      [summary.runId],
+    );
+    expect(rows.map((r) => [r.url.replace(server.baseUrl, ''), r.attempts, r.outcome])).toEqual([
+      ['/retry/busy.html', 2, 'harvested'],
+      ['/retry/down.html', 3, 'rejected'],
+      ['/retry/index.html', 1, 'harvested'],
+    ]);
+    expect(rows[1]!.detail).toMatch(/503.*\(after 3 attempts\)/);
+  });
+
   it('stops an infinite link space (a calendar) at the page budget and keeps robots.txt crawl-delay between pages', async () => {
     const cal = await startSampleServer();
     try {

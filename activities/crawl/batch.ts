@@ -14,7 +14,7 @@ import { AddressGuard } from '../shared/address-guard';
 import { runConfig } from '../run/run-record';
 import type { ShardResult } from '../../workflows/types';
 import type { CrawlConfig } from './config';
-import { claimPages, frontierExhausted, type FrontierPage } from './frontier';
+import { claimPages, frontierExhausted, releasePage, type FrontierPage } from './frontier';
 import { judgePageLanguage } from './page-language';
 import { previousRun } from './previous-run';
 import { recordPage } from './record-page';
@@ -105,8 +105,13 @@ function revalidationUrl(url: string, finalUrl: string | null): string {
   }
 }
 
-async function politeWait(domain: string, delayMs: number, signal: AbortSignal) {
-  const wait = (lastVisit.get(domain) ?? 0) + delayMs - Date.now();
+/** After a 429/503: the domain's next visit in this process waits `waitMs` from now. */
+function holdDomain(domain: string, delayMs: number, waitMs: number) {
+  lastVisit.set(domain, Math.max(lastVisit.get(domain) ?? 0, Date.now() + waitMs - delayMs));
+}
+
+async function politeWait(domain: string, delayMs: number, signal: AbortSignal, notBefore: Date | null = null) {
+  const wait = Math.max((lastVisit.get(domain) ?? 0) + delayMs, notBefore?.getTime() ?? 0) - Date.now();
   if (wait > 0) {
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, wait);
@@ -125,7 +130,8 @@ export async function crawlBatch(args: { runId: string; lang: string; batchNo: n
   const renderer = pages.length ? await rendererFor(c) : undefined;
   const prev = pages.length ? await previousRun(runId, config.name) : undefined;
   let done = 0;
-  const beat = setInterval(() => ctx.heartbeat({ done }), 1000);
+  let deferred = 0;
+  const beat = setInterval(() => ctx.heartbeat({ done, deferred }), 1000);
 
   const visit = async (page: FrontierPage) => {
     const signal = ctx.cancellationSignal;
@@ -141,7 +147,7 @@ export async function crawlBatch(args: { runId: string; lang: string; batchNo: n
         return;
       }
     }
-    await politeWait(page.domain, delay, signal);
+    await politeWait(page.domain, delay, signal, page.not_before);
     // A refresh: what the previous crawl of this page stored, and first a conditional GET with its
     // validators. A 304 is an unchanged page without starting the browser. Its links are not
     // followed: the refresh's plan already holds every page the previous crawl knew.
@@ -165,7 +171,23 @@ export async function crawlBatch(args: { runId: string; lang: string; batchNo: n
     const r = await renderer!.render(page.url, c.render, signal);
     if (signal.aborted) return;
     if (!r.ok) {
-      await recordPage(runId, lang, { ...base, outcome: 'rejected', reason: r.reason, detail: r.detail ?? null, finalUrl: r.finalUrl ?? null, followLinks: false }, c, true);
+      let detail = r.detail ?? null;
+      if (r.reason === 'http_429' || r.reason === 'http_503') {
+        // The server asked us to slow down: the page goes back to the frontier until Retry-After (or a
+        // backoff), and the domain waits as long in this process.
+        const asked = r.retryAfterMs;
+        if (page.attempts < c.maxPageAttempts && (asked === undefined || asked <= c.maxRetryAfterMs)) {
+          const waitMs = asked ?? Math.min(c.maxRetryAfterMs, Math.max(delay, 1000) * 2 ** (page.attempts - 1));
+          holdDomain(page.domain, delay, waitMs);
+          await releasePage(runId, lang, page.url_key, new Date(Date.now() + waitMs));
+          deferred++;
+          return;
+        }
+        detail = asked !== undefined && asked > c.maxRetryAfterMs
+          ? `${detail ?? ''}; Retry-After ${Math.ceil(asked / 1000)} s exceeds crawl.maxRetryAfterMs`
+          : `${detail ?? ''} (after ${page.attempts} attempts)`;
+      }
+      await recordPage(runId, lang, { ...base, outcome: 'rejected', reason: r.reason, detail, finalUrl: r.finalUrl ?? null, followLinks: false }, c, true);
       return;
     }
     const sha = createHash('sha256').update(r.html).digest('hex');

@@ -32,6 +32,7 @@ import { factsExpression, keyDomFacts, scrollExpression, type ImageDomFacts, typ
 import { extractImages, type ExtractOptions, type PageExtraction } from './extract-images';
 import { GuardProxy, joinHostPort, type ProxyEvent } from './guard-proxy';
 import { DEFAULT_USER_AGENT } from './robots';
+import { parseRetryAfter } from '../ingest/fetch-image';
 
 export type { ImageDomFacts } from './dom-facts';
 
@@ -202,6 +203,8 @@ export interface RenderFailure {
   finalUrl?: string;
   blocked?: BlockedRequest[];
   timings?: Partial<RenderTimings>;
+  /** The main document's `Retry-After` (a 429 or 503), in ms from when it arrived. */
+  retryAfterMs?: number;
 }
 
 export type RenderResult = RenderSuccess | RenderFailure;
@@ -679,6 +682,7 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 interface Stop {
   reason: RenderFailureReason;
   detail: string;
+  retryAfterMs?: number;
 }
 
 const HTML_TYPES = new Set(['text/html', 'application/xhtml+xml']);
@@ -820,7 +824,7 @@ class RenderJob {
     if (!('ok' in outcome) && outcome.reason === 'browser_crashed' && (!this.navigationStarted || this.navigations.length === 0)) {
       throw new BrowserGoneError(outcome.detail);
     }
-    const result: RenderResult = 'ok' in outcome ? outcome : this.failure(outcome.reason, outcome.detail);
+    const result: RenderResult = 'ok' in outcome ? outcome : this.failure(outcome.reason, outcome.detail, outcome.retryAfterMs);
     result.timings = { ...this.timings };
     this.owner.account({
       blocked: result.ok ? result.blocked : (result.blocked ?? []),
@@ -847,8 +851,9 @@ class RenderJob {
     if (this.proxy) await this.proxy.close();
   }
 
-  private failure(reason: RenderFailureReason, detail: string): RenderFailure {
+  private failure(reason: RenderFailureReason, detail: string, retryAfterMs?: number): RenderFailure {
     const f: RenderFailure = { ok: false, reason, detail };
+    if (retryAfterMs !== undefined) f.retryAfterMs = retryAfterMs;
     const finalUrl = this.navigations[this.navigations.length - 1];
     if (finalUrl) f.finalUrl = finalUrl;
     const blocked = this.collectBlocked();
@@ -1233,7 +1238,12 @@ class RenderJob {
       return { reason: proxyError === 'dns_error' ? 'dns_error' : 'network_error', detail: `${truncate(response.url)}: ${proxyError}` };
     }
     const status = response.status;
-    if (status >= 400) return { reason: `http_${status}`, detail: `the server answered ${status} ${response.statusText}`.trim() };
+    if (status >= 400) {
+      const stop: Stop = { reason: `http_${status}`, detail: `the server answered ${status} ${response.statusText}`.trim() };
+      const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(headers['retry-after']) : undefined;
+      if (retryAfterMs !== undefined) stop.retryAfterMs = retryAfterMs;
+      return stop;
+    }
     const type = (headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== '' && !HTML_TYPES.has(type)) return { reason: 'not_html', detail: `Content-Type ${type}` };
     return null;

@@ -44,6 +44,13 @@ export const crawlConfigSchema = z
     perDomainDelayMs: z.number().int().min(0).default(1000),
     respectRobots: z.boolean().default(true),
     /**
+     * A page answering 429 or 503 goes back to the frontier until its `Retry-After` (else an exponential
+     * backoff from the domain delay) and is tried up to this many times before it is recorded as such.
+     */
+    maxPageAttempts: z.number().int().min(1).max(10).default(3),
+    /** A `Retry-After` longer than this is not waited for: the page is recorded with its status. */
+    maxRetryAfterMs: z.number().int().min(0).default(10 * 60_000),
+    /**
      * Refresh runs: a known page whose previous crawl stored an ETag or Last-Modified is first asked
      * with a conditional GET; a 304 records it unchanged without starting the browser (revalidate.ts).
      */

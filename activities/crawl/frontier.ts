@@ -14,6 +14,10 @@ export interface FrontierPage {
   depth: number;
   domain: string;
   via: string;
+  /** Claims of this page so far, this one included. */
+  attempts: number;
+  /** Not to be fetched before this time (the server's Retry-After), or null. */
+  not_before: Date | null;
 }
 
 export interface NewPage {
@@ -75,7 +79,7 @@ export async function claimPages(runId: string, lang: string, batch: string, lim
     // One claimer at a time per language: the budget check and the claim must not interleave.
     await client.query('select pg_advisory_xact_lock(hashtext($1))', [`crawl-claim:${runId}:${lang}`]);
     const held = await client.query<FrontierPage>(
-      `select url_key, url, depth, domain, via from crawl_frontier where run_id = $1 and lang = $2 and status = 'claimed' and claimed_by = $3 order by depth, url_key`,
+      `select url_key, url, depth, domain, via, attempts, not_before from crawl_frontier where run_id = $1 and lang = $2 and status = 'claimed' and claimed_by = $3 order by depth, url_key`,
       [runId, lang, batch],
     );
     const used = await client.query<{ n: string }>(`select count(*) as n from crawl_frontier where run_id = $1 and lang = $2 and status <> 'pending'`, [runId, lang]);
@@ -88,7 +92,7 @@ export async function claimPages(runId: string, lang: string, batch: string, lim
             where (f.run_id, f.lang, f.url_key) in (
               select run_id, lang, url_key from crawl_frontier where run_id = $1 and lang = $2 and status = 'pending'
                order by depth, url_key limit $4)
-            returning url_key, url, depth, domain, via`,
+            returning url_key, url, depth, domain, via, attempts, not_before`,
           [runId, lang, batch, room],
         )
       ).rows;
@@ -101,6 +105,17 @@ export async function claimPages(runId: string, lang: string, batch: string, lim
   } finally {
     client.release();
   }
+}
+
+/**
+ * Gives a claimed page back to the frontier (a 429/503 the server asked us to come back after): it is
+ * pending again and the next batch claims it, as its next attempt.
+ */
+export async function releasePage(runId: string, lang: string, urlKey: string, notBefore: Date): Promise<void> {
+  await db().query(
+    `update crawl_frontier set status = 'pending', claimed_by = null, not_before = $4 where run_id = $1 and lang = $2 and url_key = $3 and status = 'claimed'`,
+    [runId, lang, urlKey, notBefore],
+  );
 }
 
 /** Whether the language has pages left to visit within its budget. */

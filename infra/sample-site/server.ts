@@ -19,12 +19,15 @@ export interface SampleServer {
   set(path: string, route: Route): void;
   /** Requests served per path. */
   hits: Map<string, number>;
+  /** When each request arrived (ms since the epoch), per path. */
+  hitTimes: Map<string, number[]>;
   close(): Promise<void>;
 }
 
 /** A real HTTP server on 127.0.0.1 serving the routes it is given. */
 export async function startSampleServer(routes: Map<string, Route> = new Map(), port = 0): Promise<SampleServer> {
   const hits = new Map<string, number>();
+  const hitTimes = new Map<string, number[]>();
   const failures = new Map<string, number>();
   const sockets = new Set<import('node:net').Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -95,6 +98,7 @@ export async function startSampleServer(routes: Map<string, Route> = new Map(), 
   const server = http.createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     hits.set(path, (hits.get(path) ?? 0) + 1);
+    (hitTimes.get(path) ?? hitTimes.set(path, []).get(path)!).push(Date.now());
     serve(req, res, path, routes.get(path));
   });
   server.keepAliveTimeout = 5_000;
@@ -111,6 +115,7 @@ export async function startSampleServer(routes: Map<string, Route> = new Map(), 
     url: (p) => `${baseUrl}${p.startsWith('/') ? p : `/${p}`}`,
     set: (p, r) => void routes.set(p, r),
     hits,
+    hitTimes,
     close: () =>
       new Promise<void>((resolve) => {
         for (const t of timers) clearTimeout(t);
