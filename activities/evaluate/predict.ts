@@ -5,6 +5,7 @@
  * Checkpoint: only samples without a stored prediction are asked; each prediction is stored as soon as
  * it arrives (upsert), and a heartbeat carries the count; a done shard returns its counts.
  */
+import { setMaxListeners } from 'node:events';
 import { Context, CancelledFailure } from '@temporalio/activity';
 import { db } from '../shared/db';
 import { ConfigError } from '../shared/config';
@@ -47,6 +48,9 @@ export async function evaluatePredictShard(a: { evalId: string; modelName: strin
   const beat = () => ctx.heartbeat({ done });
   // The first failure (a refused key, an endpoint that keeps failing) stops the shard's other requests.
   const stop = new AbortController();
+  // Every request in flight (and every backoff wait) listens on this signal, more than Node's default
+  // of 10 at a concurrency above 10; each listener is removed when its request ends.
+  setMaxListeners(0, stop.signal);
   const onCancel = () => stop.abort(ctx.cancellationSignal.reason);
   ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
   let firstError: unknown;
