@@ -8,13 +8,12 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matchPublished } from '../activities/filter/stage/published';
-import { startRun, waitRun } from '../cli/runs';
 import { ALT_TEXTS } from '../infra/sample-site/alt-texts';
 import { drawSceneImage } from '../infra/sample-site/images';
 import { startSampleServer, type SampleServer } from '../infra/sample-site/server';
 import type { RunSummary } from '../workflows/types';
 import { startWorkers, type RunningWorkers } from '../workers/run-workers';
-import { dbClient, testConfig, tmpDir, uniqueRunId, withCliClient, writeList } from './support/pipeline';
+import { dbClient, runToCompletion, testConfig, tmpDir, writeList } from './support/pipeline';
 
 const pool = dbClient();
 const dir = tmpDir('filter-published');
@@ -45,13 +44,7 @@ afterAll(async () => {
 async function run(label: string, rows: { path: string; alt: string }[], extra: Record<string, unknown> = {}, dataset = DATASET): Promise<RunSummary> {
   const list = writeList(dir, `${label}.jsonl`, rows.map((r) => ({ url: server.url(r.path), text: r.alt, page_url: `https://zpravy.example.cz/${label}` })));
   const config = testConfig({ languages: ['cs'], stages: ['ingest', 'filter', 'merge'], inputs: [{ path: list, lang: 'cs' }], merge: { name: dataset }, ...extra });
-  const runId = uniqueRunId(label);
-  return withCliClient(async (c) => {
-    await startRun(c, config, { runId, kind: 'manual' });
-    const summary = await waitRun(c, runId);
-    expect(summary.status).toBe('completed');
-    return summary;
-  });
+  return runToCompletion(config, label);
 }
 
 async function images(runId: string) {

@@ -10,7 +10,6 @@ import { cosine, similarityFloor } from '../activities/filter/stage/similarity';
 import { imageTextSimilarityConfigSchema } from '../activities/filter/config';
 import { jpegForRequest } from '../activities/llm/image';
 import { blobs } from '../activities/shared/blobs';
-import { startRun, waitRun } from '../cli/runs';
 import { captionEn } from '../infra/llm-standin/caption';
 import { imageFacts } from '../infra/llm-standin/image-facts';
 import { startLlmStandin, type LlmStandin } from '../infra/llm-standin/index';
@@ -18,7 +17,7 @@ import { drawSceneImage } from '../infra/sample-site/images';
 import { startSampleServer, type SampleServer } from '../infra/sample-site/server';
 import type { RunSummary } from '../workflows/types';
 import { startWorkers, type RunningWorkers } from '../workers/run-workers';
-import { dbClient, testConfig, tmpDir, uniqueRunId, withCliClient, writeList } from './support/pipeline';
+import { dbClient, runToCompletion, testConfig, tmpDir, writeList } from './support/pipeline';
 
 const pool = dbClient();
 const dir = tmpDir('filter-similarity');
@@ -52,13 +51,7 @@ async function run(label: string, alts: { market: string; river: string }, simil
     llm: { endpoints: { default: { baseUrl: standin.baseUrl, concurrency: 4 } } },
     filter: { imageTextSimilarity: { enabled: true, model: 'mella-standin-embed', ...similarity } },
   });
-  const runId = uniqueRunId(label);
-  return withCliClient(async (c) => {
-    await startRun(c, config, { runId, kind: 'manual' });
-    const s = await waitRun(c, runId);
-    expect(s.status).toBe('completed');
-    return s;
-  });
+  return runToCompletion(config, label);
 }
 
 async function verdicts(runId: string) {

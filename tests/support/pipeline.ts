@@ -7,6 +7,8 @@ import { parseConfig, type RunConfig } from '../../activities/shared/config';
 import { tsEntryArgs } from '../../infra/node-process';
 import { PROJECT_ROOT } from '../../infra/paths';
 import { connectClient, type CliClient } from '../../cli/client';
+import { startRun, waitRun } from '../../cli/runs';
+import type { RunSummary } from '../../workflows/types';
 
 export const tmpDir = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), `mella-${prefix}-`));
 
@@ -87,4 +89,15 @@ export async function waitFor(pred: () => Promise<boolean>, timeoutMs: number, w
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** Starts a manual run of `config` (run id from `label`), waits for it, and fails unless it completed. */
+export async function runToCompletion(config: RunConfig, label: string): Promise<RunSummary> {
+  const runId = uniqueRunId(label);
+  return withCliClient(async (c) => {
+    await startRun(c, config, { runId, kind: 'manual' });
+    const summary = await waitRun(c, runId);
+    if (summary.status !== 'completed') throw new Error(`run ${runId} ended ${summary.status}`);
+    return summary;
+  });
 }

@@ -179,6 +179,9 @@ function popcount32(x: number): number {
   return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
 }
 
+/** A 64-bit hex hash as its two 32-bit halves, and the bit count of a 32-bit word (for callers that compare many hashes, parsed once). */
+export { halves as phashHalves, popcount32 };
+
 /** Number of differing bits between two 64-bit hex hashes (0 = identical, 64 = complementary). */
 export function hammingDistance(a: string, b: string): number {
   const [ah, al] = halves(a);

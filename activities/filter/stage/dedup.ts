@@ -16,6 +16,7 @@ import type { DedupResult } from '../pipeline';
 import { dedupImages, dedupTexts } from '../pipeline';
 import type { Fidelity } from '../operator';
 import { runConfig } from '../../run/run-record';
+import type { RunConfig } from '../../shared/config';
 import { filterPipelineFor } from './pipeline-cache';
 import { matchPublished, publishedImages } from './published';
 
@@ -43,12 +44,12 @@ function membership(result: DedupResult): Map<string, { keeper: string; measured
 const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
 
 export async function dedupFilter(args: { runId: string; lang: string }): Promise<DedupPassResult> {
-  const similarity = (await runConfig(args.runId)).filter.imageTextSimilarity.enabled;
-  const result = await dedupPass(args);
-  return similarity ? { ...result, similarity } : result;
+  const config = await runConfig(args.runId);
+  const result = await dedupPass(args, config);
+  return config.filter.imageTextSimilarity.enabled ? { ...result, similarity: true } : result;
 }
 
-async function dedupPass(args: { runId: string; lang: string }): Promise<DedupPassResult> {
+async function dedupPass(args: { runId: string; lang: string }, config: RunConfig): Promise<DedupPassResult> {
   const { runId, lang } = args;
   const pipeline = await filterPipelineFor(runId, lang);
   return inTransaction(async (client) => {
@@ -71,7 +72,7 @@ async function dedupPass(args: { runId: string; lang: string }): Promise<DedupPa
       [runId, lang],
     );
     // 1a. Copies of what earlier dataset versions published (published.ts), before the in-run groups.
-    const publishedRemoval = await removePublishedCopies(client, runId, lang, images.rows, pipeline);
+    const publishedRemoval = await removePublishedCopies(client, runId, lang, images.rows, pipeline, config);
     const imageResult = dedupImages(
       images.rows
         .filter((r) => !publishedRemoval.removed.has(r.sha256))
@@ -146,11 +147,11 @@ async function removePublishedCopies(
   lang: string,
   kept: readonly { sha256: string; phash: string }[],
   pipeline: Awaited<ReturnType<typeof filterPipelineFor>>,
+  config: RunConfig,
 ): Promise<{ removed: Set<string>; recordsRemoved: number }> {
   const none = { removed: new Set<string>(), recordsRemoved: 0 };
   const phashStep = pipeline.imageSet.find((s) => s.op.name === 'phash-dedup');
   if (!phashStep || kept.length === 0) return none;
-  const config = await runConfig(runId);
   const against = config.filter.dedupAgainstVersions;
   if (against === 'none') return none;
   const published = await publishedImages(client, runId, lang, against, config.merge.name);

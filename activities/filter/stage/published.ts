@@ -15,7 +15,7 @@
  * (`merge.name`) recorded before this run was created, `all` every version recorded before it, `none`.
  */
 import type pg from 'pg';
-import { hammingDistance } from '../image/phash';
+import { phashHalves, popcount32 } from '../image/phash';
 
 export interface PublishedImage {
   sha256: string;
@@ -47,17 +47,23 @@ export async function publishedImages(client: pg.PoolClient, runId: string, lang
 
 /**
  * For each candidate that is not itself published, the closest published image within `maxDistance`
- * (ties: the smaller sha256). Linear in candidates x published, on 64-bit
- * hashes split in two 32-bit halves: about 10^8 comparisons a second.
+ * (ties: the smaller sha256). Linear in candidates x published; hashes are parsed once into their
+ * 32-bit halves.
  */
 export function matchPublished(candidates: readonly { sha256: string; phash: string }[], published: readonly PublishedImage[], maxDistance: number): PublishedMatch[] {
   const publishedShas = new Set(published.map((p) => p.sha256));
+  // Every published hash parsed once, not once per candidate.
+  const hi = new Uint32Array(published.length);
+  const lo = new Uint32Array(published.length);
+  published.forEach((p, i) => ([hi[i], lo[i]] = phashHalves(p.phash)));
   const out: PublishedMatch[] = [];
   for (const c of candidates) {
     if (publishedShas.has(c.sha256)) continue;
+    const [ch, cl] = phashHalves(c.phash);
     let best: PublishedMatch | undefined;
-    for (const p of published) {
-      const d = hammingDistance(c.phash, p.phash);
+    for (let i = 0; i < published.length; i++) {
+      const p = published[i]!;
+      const d = popcount32(ch ^ hi[i]!) + popcount32(cl ^ lo[i]!);
       if (d > maxDistance) continue;
       if (best === undefined || d < best.distance || (d === best.distance && p.sha256 < best.publishedSha256)) {
         best = { sha256: c.sha256, publishedSha256: p.sha256, versionId: p.versionId, distance: d };
