@@ -20,10 +20,18 @@ export interface RunningWorkers {
 
 /** Runs one worker per queue in this process until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function runWorkers(queues: readonly QueueName[]): Promise<void> {
-  const running = await startWorkers(queues);
-  // `done` below reports how the workers ended; the promise stop() returns is the same one.
-  process.once('SIGTERM', () => void running.stop().catch(() => undefined));
-  process.once('SIGINT', () => void running.stop().catch(() => undefined));
+  // Handlers first: a signal that arrives while the workers start is not the default "die at once";
+  // it stops them as soon as they run. `done` reports how they ended (stop() returns the same promise).
+  let running: RunningWorkers | undefined;
+  let stopAsked = false;
+  const stop = () => {
+    stopAsked = true;
+    void running?.stop().catch(() => undefined);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  running = await startWorkers(queues);
+  if (stopAsked) void running.stop().catch(() => undefined);
   await running.done;
 }
 
