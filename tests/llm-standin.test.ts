@@ -16,7 +16,8 @@ import { drawSceneImage } from '../infra/sample-site/images';
 import { parseCaptionEn } from '../infra/llm-standin/caption';
 import { altTextLine, parseAltText, parseStandinMarker, parseTargetLanguage, targetLanguageLine } from '../infra/llm-standin/conventions';
 import { parseFaultSpec } from '../infra/llm-standin/faults';
-import { colourName } from '../infra/llm-standin/image-facts';
+import { colourName, imageFacts } from '../infra/llm-standin/image-facts';
+import { SMALL_JPEG_MAX_PIXELS, decodeSmallJpeg } from '../infra/llm-standin/small-jpeg';
 import { REFUSAL_TEXT, startLlmStandin, type LlmStandin } from '../infra/llm-standin/index';
 import { serbianToLatin } from '../infra/llm-standin/phrases';
 import { PROJECT_ROOT } from '../infra/paths';
@@ -232,6 +233,55 @@ describe('captions', () => {
     const { data, response } = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hello?' }] }).withResponse();
     expect(data.choices[0]!.message.content).toMatch(/^\[stand-in\] .*text-only request \(6 characters\)/);
     expect(response.headers.get('x-mella-standin-kind')).toBe('text');
+  });
+});
+
+describe('small JPEGs decoded in-thread (small-jpeg.ts)', () => {
+  /** sharp's thumbnail of the same bytes, the way the sharp path of image-facts.ts makes it. */
+  const sharpThumb = (bytes: Buffer) =>
+    sharp(bytes).resize(96, 96, { fit: 'inside', withoutEnlargement: true }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  const mean = (px: Uint8Array, c: number) => {
+    let s = 0;
+    for (let i = c; i < px.length; i += 4) s += px[i]!;
+    return s / (px.length / 4);
+  };
+
+  it('agrees with sharp on size, thumbnail size and colour, and gives the same facts', async () => {
+    const images = [
+      await sharp(await twoBandImage()).jpeg({ quality: 90 }).toBuffer(),
+      await sharp(await drawSceneImage('market', 3)).resize(200, 150).jpeg({ quality: 80 }).toBuffer(),
+      await sharp(await drawSceneImage('harbour', 5)).resize(150, 220).jpeg({ quality: 80, progressive: true }).toBuffer(),
+      await sharp(await drawSceneImage('market', 8)).resize(90, 60).greyscale().jpeg().toBuffer(),
+    ];
+    for (const bytes of images) {
+      const fast = decodeSmallJpeg(bytes, 96);
+      expect(fast).toBeDefined();
+      const meta = await sharp(bytes).metadata();
+      expect([fast!.width, fast!.height]).toEqual([meta.width, meta.height]);
+      const ref = await sharpThumb(bytes);
+      expect([fast!.thumb.width, fast!.thumb.height]).toEqual([ref.info.width, ref.info.height]);
+      for (const c of [0, 1, 2]) expect(Math.abs(mean(fast!.thumb.data, c) - mean(ref.data, c))).toBeLessThan(3);
+    }
+    // The facts of the two-band picture through the fast path: what the PNG test above asserts.
+    const facts = await imageFacts(images[0]!);
+    expect(facts).toMatchObject({ width: 320, height: 200, format: 'JPEG', orientation: 'landscape', light: 'top', transparentPercent: 0 });
+    expect(facts.colours.map((c) => c.name).sort()).toEqual(['blue', 'white']);
+  });
+
+  it('leaves to sharp what it does not take: other formats, EXIF orientation, large, truncated or corrupt JPEGs', async () => {
+    const jpeg = await sharp(await drawSceneImage('market', 2)).resize(160, 120).jpeg().toBuffer();
+    expect(decodeSmallJpeg(jpeg, 96)).toBeDefined();
+    expect(decodeSmallJpeg(await sharp(jpeg).png().toBuffer(), 96)).toBeUndefined();
+    const rotated = await sharp(jpeg).withMetadata({ orientation: 6 }).jpeg().toBuffer();
+    expect(decodeSmallJpeg(rotated, 96)).toBeUndefined();
+    // Through sharp, the EXIF orientation is applied: 160x120 stored, 120x160 seen.
+    expect(await imageFacts(rotated)).toMatchObject({ width: 120, height: 160, orientation: 'portrait' });
+    const side = Math.ceil(Math.sqrt(SMALL_JPEG_MAX_PIXELS)) + 1;
+    expect(decodeSmallJpeg(await sharp(await drawSceneImage('market', 2)).resize(side, side).jpeg().toBuffer(), 96)).toBeUndefined();
+    expect(decodeSmallJpeg(jpeg.subarray(0, jpeg.length - 100), 96)).toBeUndefined();
+    const corrupt = Buffer.from(jpeg);
+    corrupt.fill(0xff, Math.floor(corrupt.length / 2), Math.floor(corrupt.length / 2) + 40);
+    expect(decodeSmallJpeg(corrupt, 96)).toBeUndefined();
   });
 });
 

@@ -1,11 +1,13 @@
 /**
- * What the stand-in "sees" in an image: facts measured from the real pixels with sharp (size, format,
- * orientation, dominant colours named from a small palette, brightness, colourfulness, amount of fine
- * detail, where the light is, transparency). Deterministic: the same bytes give the same facts.
+ * What the stand-in "sees" in an image: facts measured from the real pixels (size, format, orientation,
+ * dominant colours named from a small palette, brightness, colourfulness, amount of fine detail, where
+ * the light is, transparency), decoded with sharp, or in this thread for small JPEGs (small-jpeg.ts).
+ * Deterministic: the same bytes give the same facts.
  * The captions (caption.ts, phrases.ts) are rendered from these facts only.
  */
 import crypto from 'node:crypto';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import { decodeSmallJpeg } from './small-jpeg';
 
 export const COLOUR_NAMES = ['black', 'white', 'grey', 'red', 'orange', 'yellow', 'green', 'blue', 'purple', 'pink', 'brown'] as const;
 export type ColourName = (typeof COLOUR_NAMES)[number];
@@ -49,6 +51,23 @@ export function orientationOf(width: number, height: number): Orientation {
 
 // Palette indices (COLOUR_NAMES order).
 const BLACK = 0, WHITE = 1, GREY = 2, RED = 3, ORANGE = 4, YELLOW = 5, GREEN = 6, BLUE = 7, PURPLE = 8, PINK = 9, BROWN = 10;
+
+/**
+ * Palette index + 1 of every sRGB colour met so far (0: not computed yet), so that a thumbnail's pixels
+ * are named by one table read each. 16 MiB of address space; only the pages of colours seen are touched.
+ */
+let colourTable: Uint8Array | undefined;
+
+/** The palette index of an sRGB colour, through the table. */
+function colourIndexCached(r: number, g: number, b: number): number {
+  colourTable ??= new Uint8Array(1 << 24);
+  const key = (r << 16) | (g << 8) | b;
+  const hit = colourTable[key]!;
+  if (hit !== 0) return hit - 1;
+  const idx = colourIndex(r, g, b);
+  colourTable[key] = idx + 1;
+  return idx;
+}
 
 /** The palette index of an sRGB colour (what `colourName` names). */
 function colourIndex(r: number, g: number, b: number): number {
@@ -101,7 +120,10 @@ function formatName(meta: Metadata): string {
   return (meta.format ?? 'unknown').toUpperCase();
 }
 
-async function measure(bytes: Buffer): Promise<ImageFacts> {
+/** Size, format and an RGBA thumbnail (inside SAMPLE_SIDE) of the image, by the fast path or sharp. */
+async function decodeForFacts(bytes: Buffer): Promise<{ width: number; height: number; format: string; data: Uint8Array; w: number; h: number }> {
+  const small = decodeSmallJpeg(bytes, SAMPLE_SIDE);
+  if (small !== undefined) return { width: small.width, height: small.height, format: 'JPEG', data: small.thumb.data, w: small.thumb.width, h: small.thumb.height };
   let meta: Metadata;
   let rgba: { data: Buffer; info: OutputInfo };
   try {
@@ -119,10 +141,11 @@ async function measure(bytes: Buffer): Promise<ImageFacts> {
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;
   if (!width || !height) throw new ImageDecodeError('the image has no dimensions');
+  return { width, height, format: formatName(meta), data: rgba.data, w: rgba.info.width, h: rgba.info.height };
+}
 
-  const { data, info } = rgba;
-  const w = info.width;
-  const h = info.height;
+async function measure(bytes: Buffer): Promise<ImageFacts> {
+  const { width, height, format, data, w, h } = await decodeForFacts(bytes);
   const n = w * h;
   const luma = new Float64Array(n);
   const counts = new Array<number>(COLOUR_NAMES.length).fill(0);
@@ -138,7 +161,7 @@ async function measure(bytes: Buffer): Promise<ImageFacts> {
     if (a < 0.5) transparent++;
     else {
       opaque++;
-      counts[colourIndex(r, g, b)]!++;
+      counts[colourIndexCached(r, g, b)]!++;
       chromaSum += Math.max(r, g, b) - Math.min(r, g, b);
     }
     // Brightness as seen on a white page: composite over white.
@@ -192,7 +215,7 @@ async function measure(bytes: Buffer): Promise<ImageFacts> {
   return {
     width,
     height,
-    format: formatName(meta),
+    format,
     orientation: orientationOf(width, height),
     colours,
     brightness,

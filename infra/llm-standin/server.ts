@@ -86,6 +86,16 @@ function sameKey(given: string, expected: string): boolean {
   return crypto.timingSafeEqual(a, b);
 }
 
+/** A promise's outcome as a value, so that a failure can wait (unobserved rejections crash Node). */
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+async function settle<T>(fn: () => Promise<T>): Promise<Settled<T>> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
 /** Starts the stand-in; resolves once it listens. */
 export async function startLlmStandin(opts: LlmStandinOptions = {}): Promise<LlmStandin> {
   const host = opts.host ?? '127.0.0.1';
@@ -103,6 +113,23 @@ export async function startLlmStandin(opts: LlmStandinOptions = {}): Promise<Llm
   const timers = new Set<NodeJS.Timeout>();
   let requestSeq = 0;
   let working = 0; // chat/embeddings requests past the fault decision and not yet answered
+
+  /** The 200 answer of a request past its faults: body, headers, outcome and the tokens to count. */
+  const answerOf = async (route: string, json: unknown, model: string | undefined, raw: string, fault: 'empty' | 'refusal' | undefined) => {
+    if (route === 'chat') {
+      const { kind, body } = await chatCompletion(parseChatRequest(json), raw, fault);
+      return { body: JSON.stringify(body), headers: { [STANDIN_KIND_HEADER]: kind } as Record<string, string>, outcome: (fault ?? 'ok') as Outcome, tokens: [body.usage.prompt_tokens, body.usage.completion_tokens] };
+    }
+    if (route === 'embeddings') {
+      const body = await embeddingResponse(parseEmbeddingRequest(json), dims);
+      return { body: JSON.stringify(body), headers: {}, outcome: 'ok' as Outcome, tokens: [body.usage.prompt_tokens, 0] };
+    }
+    const body =
+      model !== undefined
+        ? { id: model, object: 'model', created: MODEL_CREATED, owned_by: 'mella-standin' }
+        : { object: 'list', data: models.map((id) => ({ id, object: 'model', created: MODEL_CREATED, owned_by: 'mella-standin' })) };
+    return { body: JSON.stringify(body), headers: {}, outcome: 'ok' as Outcome, tokens: undefined };
+  };
 
   /** Resolves after `ms`, or early (false) when the response closes first. */
   const wait = (ms: number, res: http.ServerResponse): Promise<boolean> =>
@@ -205,10 +232,14 @@ export async function startLlmStandin(opts: LlmStandinOptions = {}): Promise<Llm
         counted = true;
       }
 
+      const failure = decision.failure;
+      // A request that will be answered is worked on while the latency runs (a model's latency includes
+      // its own work): the answer goes out at the later of the two. Errors in it still come after it.
+      const answering = failure === undefined || failure.kind === 'empty' || failure.kind === 'refusal';
+      const early = answering ? settle(() => answerOf(route, json, model, raw, failure?.kind === 'empty' || failure?.kind === 'refusal' ? failure.kind : undefined)) : undefined;
       const delay = (route === 'models' ? 0 : latencyMs) + decision.latencyMs;
       if (!(await wait(delay, res))) return;
 
-      const failure = decision.failure;
       if (failure !== undefined) {
         const retryAfter: Record<string, string> = failure.retryAfterSeconds === undefined ? {} : { 'retry-after': String(failure.retryAfterSeconds) };
         switch (failure.kind) {
@@ -239,21 +270,11 @@ export async function startLlmStandin(opts: LlmStandinOptions = {}): Promise<Llm
         }
       }
 
-      if (route === 'chat') {
-        const chat = parseChatRequest(json);
-        const fault = failure?.kind === 'empty' || failure?.kind === 'refusal' ? failure.kind : undefined;
-        const { kind, body } = await chatCompletion(chat, raw, fault);
-        stats.tokens(body.usage.prompt_tokens, body.usage.completion_tokens);
-        send(200, JSON.stringify(body), { [STANDIN_KIND_HEADER]: kind }, fault ?? 'ok');
-      } else if (route === 'embeddings') {
-        const body = await embeddingResponse(parseEmbeddingRequest(json), dims);
-        stats.tokens(body.usage.prompt_tokens, 0);
-        send(200, JSON.stringify(body));
-      } else if (model !== undefined) {
-        send(200, JSON.stringify({ id: model, object: 'model', created: MODEL_CREATED, owned_by: 'mella-standin' }));
-      } else {
-        send(200, JSON.stringify({ object: 'list', data: models.map((id) => ({ id, object: 'model', created: MODEL_CREATED, owned_by: 'mella-standin' })) }));
-      }
+      const answer = await (early ?? settle(() => answerOf(route, json, model, raw, undefined)));
+      if (!answer.ok) throw answer.error;
+      const { body, headers, outcome, tokens } = answer.value;
+      if (tokens !== undefined) stats.tokens(tokens[0]!, tokens[1]!);
+      send(200, body, headers, outcome);
     } catch (err) {
       if (err instanceof ApiError) sendError(err);
       else send(500, JSON.stringify(new ApiError(500, `The stand-in failed: ${(err as Error).message}`, 'server_error').body()));

@@ -28,7 +28,7 @@
 import { eld } from 'eld';
 import { z } from 'zod';
 import { keep, reject, round, type ItemOperator, type OperatorResult, type TextItem } from '../operator';
-import { baseLanguage, explicitScript, isKnownScript, letterCount, lettersInScripts, likelyScripts, words } from './segment';
+import { baseLanguage, explicitScript, isKnownScript, letterCount, lettersInScripts, hasAtMostWords, likelyScripts } from './segment';
 
 export const ELD_MODELS = ['large', 'medium', 'small', 'extrasmall'] as const;
 export type EldModel = (typeof ELD_MODELS)[number];
@@ -153,7 +153,7 @@ export async function identifyLanguage(text: string, lang: string, config: Langu
     if (s !== undefined && (best === undefined || s > best.score)) best = { lang: a, score: s };
   }
   const summary = `eld: ${top} ${topScore.toFixed(3)}; ${best === undefined ? `${base} absent` : `${best.lang} ${best.score.toFixed(3)}`}`;
-  const margin = words(text, lang).length <= config.shortTextMaxWords ? config.shortTextTieMargin : config.tieMargin;
+  const margin = hasAtMostWords(text, lang, config.shortTextMaxWords) ? config.shortTextTieMargin : config.tieMargin;
   if (best === undefined || topScore - best.score > margin) return reject('wrong_language', top, accepted.join('|'), `${summary}; margin ${margin}`);
   if (best.score < config.minScore) return reject('low_language_score', round(best.score, 3), config.minScore, summary);
   // Kept: record what eld said (for sr, whether it read hr, bs or sr), so the data can be split later.

@@ -13,6 +13,13 @@ export function words(text: string, lang: string): string[] {
   return out;
 }
 
+/** Whether `text` has at most `max` word-like segments; stops segmenting at the first one past `max`. */
+export function hasAtMostWords(text: string, lang: string, max: number): boolean {
+  let n = 0;
+  for (const seg of segmenter(lang, 'word').segment(text)) if (seg.isWordLike === true && ++n > max) return false;
+  return true;
+}
+
 /** User-perceived characters (a Thai consonant with its vowel and tone marks is one). */
 export function graphemeCount(text: string, lang: string): number {
   let n = 0;
