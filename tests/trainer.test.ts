@@ -401,4 +401,25 @@ describeTrainer('the project trainer (trainer/mella_train.py)', () => {
     expect(next.tagged('MELLA_START')[0]).toMatchObject({ model_dir: path.join(out, 'final'), method: 'lora' });
     expect(next.progress.map((p) => p.current_steps)).toEqual([1, 2]);
   });
+
+  it('trainer/gpu_check.py (the GPU check, run here with --device cpu): every run and check it makes holds', () => {
+    const out = path.join(tmp, 'gpu-check');
+    const r = spawnSync(PYTHON, [path.join(PROJECT_ROOT, 'trainer', 'gpu_check.py'), '--device', 'cpu', '--dataset-dir', exportDir, '--out', out, '--steps', '6', '--cpu-steps', '2'], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+      timeout: 5 * 60_000,
+    });
+    expect(r.status, `${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`).toBe(0);
+    const line = r.stdout.split('\n').find((l) => l.startsWith('GPU_CHECK '));
+    const result = JSON.parse(line!.slice('GPU_CHECK '.length)) as { ok: boolean; checks: Record<string, boolean>; runs: { run: string; first_step: number; last_step: number; resume: string | null }[] };
+    expect(result.ok).toBe(true);
+    expect(Object.keys(result.checks).sort()).toEqual(
+      ['full_cuda_done', 'killed_mid_run', 'lora_cpu_done', 'lora_cuda_done', 'lora_cuda_loss_fell', 'resumed_from_checkpoint', 'step_continued'].sort(),
+    );
+    // Killed after its second checkpoint (every 2 steps), the run resumes at step 4 and goes on from 5.
+    const resumed = result.runs.find((x) => x.run === 'resume-cuda-resumed')!;
+    expect(resumed.resume).toMatch(/checkpoint-4 step=4$/);
+    expect([resumed.first_step, resumed.last_step]).toEqual([5, 6]);
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'gpu_check.json'), 'utf8'))).toMatchObject({ ok: true });
+  });
 });
