@@ -1,8 +1,9 @@
 /**
  * Activity (mella-browser): one batch of a language's crawl. Claims up to `batchSize` frontier pages
  * (a retried attempt first takes back the pages it held), renders them in the worker's browser (one
- * process-wide renderer, a fresh context per page), with politeness per domain (one page at a time,
- * `perDomainDelayMs` or robots.txt's crawl-delay between pages, robots.txt rules for our user agent),
+ * process-wide renderer, a fresh context per page), with politeness per domain (one page at a time in a
+ * batch; `perDomainDelayMs` or robots.txt's crawl-delay between page loads across every worker process,
+ * domain-slots.ts; robots.txt rules for our user agent),
  * language control, and records each page with its images and links. Heartbeats every second.
  */
 import { Context, CancelledFailure } from '@temporalio/activity';
@@ -14,6 +15,7 @@ import { AddressGuard } from '../shared/address-guard';
 import { runConfig } from '../run/run-record';
 import type { ShardResult } from '../../workflows/types';
 import type { CrawlConfig } from './config';
+import { holdDomain, politeWait } from './domain-slots';
 import { claimPages, frontierExhausted, releasePage, type FrontierPage } from './frontier';
 import { judgePageLanguage } from './page-language';
 import { previousRun } from './previous-run';
@@ -51,9 +53,8 @@ export async function closeRenderers(): Promise<void> {
   await Promise.all(all.map(async (r) => (await r.catch(() => undefined))?.close()));
 }
 
-// Politeness state per worker process: robots policies by origin, last visit by domain.
+// robots.txt policies by origin, per worker process (visit times are shared: domain-slots.ts).
 const robotsByOrigin = new Map<string, Promise<RobotsPolicy>>();
-const lastVisit = new Map<string, number>();
 
 async function robotsFor(url: string, c: CrawlConfig): Promise<RobotsPolicy> {
   const origin = new URL(url).origin;
@@ -103,22 +104,6 @@ function revalidationUrl(url: string, finalUrl: string | null): string {
   } catch {
     return url;
   }
-}
-
-/** After a 429/503: the domain's next visit in this process waits `waitMs` from now. */
-function holdDomain(domain: string, delayMs: number, waitMs: number) {
-  lastVisit.set(domain, Math.max(lastVisit.get(domain) ?? 0, Date.now() + waitMs - delayMs));
-}
-
-async function politeWait(domain: string, delayMs: number, signal: AbortSignal, notBefore: Date | null = null) {
-  const wait = Math.max((lastVisit.get(domain) ?? 0) + delayMs, notBefore?.getTime() ?? 0) - Date.now();
-  if (wait > 0) {
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, wait);
-      signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-    });
-  }
-  lastVisit.set(domain, Date.now());
 }
 
 export async function crawlBatch(args: { runId: string; lang: string; batchNo: number }): Promise<CrawlBatchResult> {
@@ -174,11 +159,11 @@ export async function crawlBatch(args: { runId: string; lang: string; batchNo: n
       let detail = r.detail ?? null;
       if (r.reason === 'http_429' || r.reason === 'http_503') {
         // The server asked us to slow down: the page goes back to the frontier until Retry-After (or a
-        // backoff), and the domain waits as long in this process.
+        // backoff), and the domain waits as long in every process.
         const asked = r.retryAfterMs;
         if (page.attempts < c.maxPageAttempts && (asked === undefined || asked <= c.maxRetryAfterMs)) {
           const waitMs = asked ?? Math.min(c.maxRetryAfterMs, Math.max(delay, 1000) * 2 ** (page.attempts - 1));
-          holdDomain(page.domain, delay, waitMs);
+          await holdDomain(page.domain, waitMs);
           await releasePage(runId, lang, page.url_key, new Date(Date.now() + waitMs));
           deferred++;
           return;
