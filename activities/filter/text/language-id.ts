@@ -116,6 +116,9 @@ export function expectedScripts(lang: string, config: Pick<LanguageIdConfig, 'sc
   return config.scripts[baseLanguage(lang)] ?? likelyScripts(lang);
 }
 
+/** The languages each eld detector knows (its info() is rebuilt on every call). */
+const knownLanguages = new WeakMap<object, Set<string>>();
+
 export async function identifyLanguage(text: string, lang: string, config: LanguageIdConfig): Promise<OperatorResult> {
   const base = baseLanguage(lang);
   const letters = letterCount(text);
@@ -136,7 +139,8 @@ export async function identifyLanguage(text: string, lang: string, config: Langu
   }
 
   const detector = await eldDetector(config.model, config.textCleanup);
-  const known = new Set(Object.values(detector.info().Languages));
+  let known = knownLanguages.get(detector);
+  if (known === undefined) knownLanguages.set(detector, (known = new Set(Object.values(detector.info().Languages))));
   if (!known.has(base)) {
     if (config.unsupportedLanguage === 'reject') return reject('language_unsupported', base, 'a language eld detects');
     return keep(undefined, { detected: 'unsupported' });

@@ -96,15 +96,23 @@ const COMPOSITE_SCRIPTS: Record<string, readonly string[]> = {
   Hanb: ['Hani', 'Bopo'],
 };
 
+// Per tag, as the language-id check asks for every text it judges (a tag is a handful of characters).
+const likelyScriptsByTag = new Map<string, readonly string[]>();
+const explicitScriptByTag = new Map<string, string | undefined>();
+
 /** Unicode scripts a language is written in by default, from CLDR likely subtags ("th" -> Thai). */
 export function likelyScripts(lang: string): readonly string[] {
-  try {
-    const script = new Intl.Locale(lang).maximize().script;
-    if (script === undefined) return [];
-    return COMPOSITE_SCRIPTS[script] ?? [script];
-  } catch {
-    return [];
+  let out = likelyScriptsByTag.get(lang);
+  if (out === undefined) {
+    try {
+      const script = new Intl.Locale(lang).maximize().script;
+      out = script === undefined ? [] : (COMPOSITE_SCRIPTS[script] ?? [script]);
+    } catch {
+      out = [];
+    }
+    if (likelyScriptsByTag.size < 10_000) likelyScriptsByTag.set(lang, out);
   }
+  return out;
 }
 
 /** The language subtag of a BCP-47 tag, lower-cased: "sr-Latn" -> "sr". */
@@ -114,11 +122,15 @@ export function baseLanguage(lang: string): string {
 
 /** The explicit script subtag of a tag, if any: "sr-Latn" -> "Latn", "sr" -> undefined. */
 export function explicitScript(lang: string): string | undefined {
+  if (explicitScriptByTag.has(lang)) return explicitScriptByTag.get(lang);
+  let script: string | undefined;
   try {
-    return new Intl.Locale(lang).script;
+    script = new Intl.Locale(lang).script;
   } catch {
-    return undefined;
+    script = undefined;
   }
+  if (explicitScriptByTag.size < 10_000) explicitScriptByTag.set(lang, script);
+  return script;
 }
 
 /**
