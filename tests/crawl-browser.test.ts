@@ -358,7 +358,9 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
     // enforced on the wire by the proxy: it cut every origin connection once 300 kB had arrived
     expect(r.network.wireBytes).toBeGreaterThan(300_000);
     expect(r.network.wireBytes).toBeLessThan(300_000 + 2 * 65_536);
-    expect(r.network.bytes).toBeLessThanOrEqual(r.network.wireBytes);
+    // DevTools' count (bodies, decoded) is taken by Chromium, the wire count by the proxy, on either side
+    // of the cut: seen once 34 bytes apart (300,816 vs 300,782) under a full suite's load.
+    expect(r.network.bytes).toBeLessThanOrEqual(r.network.wireBytes + 1024);
     console.log(`byte budget 300,000 (20 images of 60,000): stopped at ${r.network.wireBytes} bytes on the wire, ${r.network.bytes} decoded bytes reported, ${r.blocked.filter((b) => b.reason === 'page_budget').length} requests refused`);
   });
 

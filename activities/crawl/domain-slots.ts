@@ -12,19 +12,21 @@ import { db } from '../shared/db';
 
 /**
  * Reserves the next visit to `domain`, at least `delayMs` after the previous reservation's start and
- * not before `notBefore`. Returns how long to wait (ms) before the visit may start.
+ * not before `notBefore`. Returns how long to wait (ms) before the visit may start, and the start by the
+ * database's clock (epoch ms).
  */
-export async function reserveVisit(domain: string, delayMs: number, notBefore: Date | null = null): Promise<number> {
-  const { rows } = await db().query<{ wait_ms: number }>(
+export async function reserveVisit(domain: string, delayMs: number, notBefore: Date | null = null): Promise<{ waitMs: number; startAt: number }> {
+  const { rows } = await db().query<{ wait_ms: number; start_at: number }>(
     `with t as (select clock_timestamp() as now, make_interval(secs => $2::double precision / 1000) as gap)
      insert into crawl_domain_slots as s (domain, next_at)
      select $1, greatest(t.now, coalesce($3::timestamptz, t.now)) + t.gap from t
      on conflict (domain) do update
        set next_at = greatest(s.next_at, (select now from t), coalesce($3::timestamptz, (select now from t))) + (select gap from t)
-     returning greatest(0, extract(epoch from (s.next_at - (select gap from t) - (select now from t))) * 1000)::double precision as wait_ms`,
+     returning greatest(0, extract(epoch from (s.next_at - (select gap from t) - (select now from t))) * 1000)::double precision as wait_ms,
+               (extract(epoch from (s.next_at - (select gap from t))) * 1000)::double precision as start_at`,
     [domain, delayMs, notBefore],
   );
-  return rows[0]!.wait_ms;
+  return { waitMs: rows[0]!.wait_ms, startAt: rows[0]!.start_at };
 }
 
 /** After a 429/503: no visit to `domain` starts, in any process, before `waitMs` from now. */
@@ -38,7 +40,7 @@ export async function holdDomain(domain: string, waitMs: number): Promise<void> 
 
 /** Reserves the next visit to `domain` and waits for it (an abort ends the wait early). */
 export async function politeWait(domain: string, delayMs: number, signal: AbortSignal, notBefore: Date | null = null): Promise<void> {
-  const wait = await reserveVisit(domain, delayMs, notBefore);
+  const { waitMs: wait } = await reserveVisit(domain, delayMs, notBefore);
   if (wait <= 0 || signal.aborted) return;
   await new Promise<void>((resolve) => {
     const done = () => {
