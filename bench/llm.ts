@@ -88,6 +88,17 @@ function cpuSeconds(pid: number): number {
   }
 }
 
+/** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
+function machineJiffies(): { busy: number; total: number } {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    const total = f.reduce((a, b) => a + b, 0);
+    return { busy: total - f[3]! - f[4]!, total };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
 /** BENCH_PROFILE=<dir>: a V8 CPU profile of each worker, to see where time goes. */
 const profileArgs = (name: string) =>
   process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
@@ -158,7 +169,7 @@ try {
   const runId = `bench-llm-${Date.now()}`;
   const started = performance.now();
   // CPU of each process over the run (ingest and filter included), and over the caption stage alone.
-  const cpuAt = () => ({ llm: cpuSeconds(llmWorker.pid!), cpu: cpuSeconds(cpuWorker.pid!), bench: process.cpuUsage() });
+  const cpuAt = () => ({ llm: cpuSeconds(llmWorker.pid!), cpu: cpuSeconds(cpuWorker.pid!), bench: process.cpuUsage(), machine: machineJiffies() });
   let captionCpu: ReturnType<typeof cpuAt> | undefined;
   const poll = setInterval(() => {
     if (!captionCpu && standin.stats().requests > 0) captionCpu = cpuAt();
@@ -208,6 +219,9 @@ try {
   if (captionCpu) {
     const bench = (cpuEnd.bench.user + cpuEnd.bench.system - captionCpu.bench.user - captionCpu.bench.system) / 1e6;
     log(`  CPU seconds during the caption stage: llm worker ${(cpuEnd.llm - captionCpu.llm).toFixed(1)}, cpu worker (workflows) ${(cpuEnd.cpu - captionCpu.cpu).toFixed(1)}, bench process (stand-in) ${bench.toFixed(1)}`);
+    const busy = cpuEnd.machine.busy - captionCpu.machine.busy;
+    const all = cpuEnd.machine.total - captionCpu.machine.total;
+    if (all > 0) log(`  machine CPU busy during the caption stage: ${((100 * busy) / all).toFixed(0)}% of ${os.cpus().length} cores (${(busy / TICKS).toFixed(1)} CPU seconds; the rest of it: PostgreSQL, Temporal, the OS)`);
   }
   console.log(`RESULT llm ratio=${ratio.toFixed(3)} goal=>=0.9`);
 } finally {

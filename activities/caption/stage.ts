@@ -25,6 +25,7 @@ const languageId = languageIdConfigSchema.parse({});
 
 export const captionSpec: LlmStageSpec<CaptionItem> = {
   stage: 'caption',
+  inputTables: ['filter_images'],
   settings: (c) => c.caption,
   async planKeys(runId, lang) {
     const { rows } = await db().query<{ sha256: string }>(

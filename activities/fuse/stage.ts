@@ -40,6 +40,7 @@ export const FUSE_PROMPTS: Readonly<Record<string, { system(lang: string, name: 
 
 export const fuseSpec: LlmStageSpec<FuseItem> = {
   stage: 'fuse',
+  inputTables: ['filter_records', 'filter_images'],
   settings: (c) => c.fuse,
   async planKeys(runId, lang) {
     const { rows } = await db().query<{ seq: number }>(

@@ -11,7 +11,7 @@
 import { setMaxListeners } from 'node:events';
 import { Context, CancelledFailure } from '@temporalio/activity';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import { db, inTransaction } from '../shared/db';
+import { analyzeTables, db, inTransaction } from '../shared/db';
 import type { RunConfig } from '../shared/config';
 import { runConfig } from '../run/run-record';
 import type { ShardResult } from '../../workflows/types';
@@ -36,6 +36,8 @@ export type Validation = { ok: true; text: string } | { ok: false; reason: strin
 export interface LlmStageSpec<I extends { key: string }> {
   stage: LlmStageName;
   settings(config: RunConfig): LlmStageSettings;
+  /** The tables `loadItems` joins besides llm_items and llm_outputs (analyzed once the stage is planned). */
+  inputTables: readonly string[];
   /** Item keys of a language, in a stable order (planning). */
   planKeys(runId: string, lang: string): Promise<string[]>;
   /** The shard's items that have no output yet. */
@@ -77,6 +79,8 @@ export async function planLlmStage<I extends { key: string }>(spec: LlmStageSpec
       [runId, lang, spec.stage, keys.length, shardCount, settings.shardSize],
     );
   });
+  // The shards' item queries join these by key: the planner must know they are no longer empty.
+  await analyzeTables(['llm_items', 'llm_outputs', ...spec.inputTables]);
   return { totalItems: keys.length, shardCount, window: settings.window };
 }
 

@@ -34,3 +34,15 @@ export async function inTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>
     client.release();
   }
 }
+
+/**
+ * Refreshes the planner's statistics of tables a stage has just filled in bulk. Without them the
+ * planner still believes a freshly loaded table is empty and may join a shard's items by a key prefix
+ * plus a filter, reading every row of the run for each item (quadratic in the run's size; the caption
+ * shards of bench:llm spent most of PostgreSQL's CPU that way). Autovacuum would analyze them too,
+ * but only a minute or more later. ANALYZE samples a bounded number of rows, so this costs tens of ms.
+ */
+export async function analyzeTables(tables: readonly string[]): Promise<void> {
+  for (const t of tables) if (!/^[a-z_][a-z0-9_]*$/.test(t)) throw new Error(`not a table name: ${t}`);
+  if (tables.length > 0) await db().query(`analyze ${tables.join(', ')}`);
+}

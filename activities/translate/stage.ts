@@ -22,6 +22,7 @@ function glossaryFor(glossary: Record<string, Record<string, string>>, lang: str
 
 export const translateSpec: LlmStageSpec<TranslateItem> = {
   stage: 'translate',
+  inputTables: [],
   settings: (c) => c.translate,
   async planKeys(runId, lang) {
     const { rows } = await db().query<{ item_key: string }>(
