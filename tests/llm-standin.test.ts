@@ -283,6 +283,20 @@ describe('small JPEGs decoded in-thread (small-jpeg.ts)', () => {
     corrupt.fill(0xff, Math.floor(corrupt.length / 2), Math.floor(corrupt.length / 2) + 40);
     expect(decodeSmallJpeg(corrupt, 96)).toBeUndefined();
   });
+
+  it('decodes good pictures exactly as before after broken ones (a failed decoder instance is replaced)', async () => {
+    const jpeg = await sharp(await drawSceneImage('market', 4)).resize(160, 120).jpeg({ quality: 85 }).toBuffer();
+    const before = decodeSmallJpeg(jpeg, 96);
+    expect(before).toBeDefined();
+    for (let i = 0; i < 50; i++) {
+      const broken = Buffer.from(jpeg);
+      broken.fill(i % 2 ? 0x00 : 0xff, 200 + i, 260 + i); // libjpeg errors out of the middle of its code
+      expect(decodeSmallJpeg(broken, 96)).toBeUndefined();
+    }
+    const after = decodeSmallJpeg(jpeg, 96);
+    expect(after!.thumb.data).toEqual(before!.thumb.data);
+    expect([after!.width, after!.height]).toEqual([160, 120]);
+  });
 });
 
 describe.skipIf(!HAVE_REAL_FIXTURES)('captions of real fixture images (../shared/fixtures/real/images)', () => {

@@ -69,6 +69,10 @@ export async function startWorkers(queues: readonly QueueName[]): Promise<Runnin
     console.log(`[worker] shutting down ${queues.join(', ')}`);
     for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
   };
+  // Models the first tasks need (language ID for the answers' validation) load while the workers poll.
+  for (const warmUp of new Set(queues.map((q) => QUEUES[q].warmUp))) {
+    void warmUp?.().catch((err: Error) => console.error(`[worker] warm-up failed (loaded again on first use): ${err.message}`));
+  }
   console.log(`[worker] polling ${queues.join(', ')} on ${c.temporalAddress} (pid ${process.pid})`);
   // The browser worker's Chromium is a child process: close it, or it keeps the process alive.
   const closeBrowsers = async () => {

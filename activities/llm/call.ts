@@ -15,7 +15,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
-import { db } from '../shared/db';
+import { db, dbAsyncCommit } from '../shared/db';
 import type { Endpoint } from './endpoint';
 
 export interface ChatRequest {
@@ -81,30 +81,35 @@ export interface CacheRow {
 }
 
 /**
- * Answers are written in groups ("group commit"): while one insert is on its way, the answers that
- * arrive queue up and go in the next insert together. Each caller waits until its own row is committed,
- * so the answer is durable before the caller releases its concurrency slot, exactly as with one insert
- * per answer; at 32 requests in flight this is one statement for several answers instead of one each.
+ * Answers are written in groups ("group commit"): up to CACHE_WRITERS inserts are on their way at once,
+ * and the answers that arrive while all of them are busy queue up and go in the next insert together.
+ * Each caller waits until its own row is committed, so the answer is stored before the caller releases
+ * its concurrency slot, exactly as with one insert per answer; at 32 requests in flight this is one
+ * statement for several answers, and an answer seldom waits for another group's statement to finish.
+ * The inserts go through `dbAsyncCommit` (no wait for the WAL flush): a killed worker loses nothing that
+ * was inserted; only a crash of PostgreSQL itself could lose the last fraction of a second of answers,
+ * which would then be paid for again.
  */
+const CACHE_WRITERS = 3;
 let cacheQueue: { row: CacheRow; resolve: () => void; reject: (e: unknown) => void }[] = [];
-let cacheWriting = false;
+let cacheWriters = 0;
 
 export function storeAnswer(row: CacheRow): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     cacheQueue.push({ row, resolve, reject });
-    if (!cacheWriting) void writeCacheQueue();
+    if (cacheWriters < CACHE_WRITERS) void writeCacheQueue();
   });
 }
 
 async function writeCacheQueue(): Promise<void> {
-  cacheWriting = true;
+  cacheWriters++;
   try {
     while (cacheQueue.length > 0) {
       const batch = cacheQueue;
       cacheQueue = [];
       const rows = batch.map((b) => b.row);
       try {
-        await db().query(
+        await dbAsyncCommit().query(
           `insert into llm_cache (cache_key, endpoint, model, prompt_version, input_hash, variant, content, finish_reason, prompt_tokens, completion_tokens, standin)
            select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::int[], $11::boolean[])
            on conflict do nothing`,
@@ -120,7 +125,7 @@ async function writeCacheQueue(): Promise<void> {
       }
     }
   } finally {
-    cacheWriting = false;
+    cacheWriters--;
   }
 }
 

@@ -13,10 +13,28 @@ export function db(): pg.Pool {
   return pool;
 }
 
+let asyncPool: pg.Pool | undefined;
+
+/**
+ * A small pool whose commits do not wait for the WAL to reach the disk
+ * (`synchronous_commit = off`): for rows that are only worth their cost, such as the LLM request
+ * cache. A worker killed at any moment loses nothing written through it (PostgreSQL has the row); only
+ * a crash of PostgreSQL itself (or its machine) can lose the last fraction of a second of such commits,
+ * and any later ordinary commit flushes them.
+ */
+export function dbAsyncCommit(): pg.Pool {
+  if (!asyncPool) {
+    asyncPool = new pg.Pool({ connectionString: resolveConnections().databaseUrl, max: 4, options: '-c synchronous_commit=off' });
+    asyncPool.on('error', (err) => console.error(`[db] idle client error: ${err.message}`));
+  }
+  return asyncPool;
+}
+
 export async function closeDb(): Promise<void> {
-  const p = pool;
+  const pools = [pool, asyncPool];
   pool = undefined;
-  await p?.end();
+  asyncPool = undefined;
+  await Promise.all(pools.map((p) => p?.end()));
 }
 
 /** Runs fn in a transaction on one client. */

@@ -61,6 +61,16 @@ export function eldDetector(model: EldModel, textCleanup: boolean): Promise<EldI
   return detector;
 }
 
+/**
+ * Loads the detector that the default language-ID settings use (those of the caption, translate and fuse
+ * validations and of the crawl's page language) ahead of the first call: the large model takes 1-3 s of
+ * one core to load, and loading it on the first answer stalls every request in flight behind it.
+ */
+export function preloadLanguageId(): Promise<unknown> {
+  const d = languageIdConfigSchema.parse({});
+  return eldDetector(d.model, d.textCleanup);
+}
+
 /** Languages eld detects (ISO 639-1), from the loaded model. */
 export async function eldLanguages(model: EldModel = 'large'): Promise<ReadonlySet<string>> {
   const d = await eldDetector(model, true);
