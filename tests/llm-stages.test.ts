@@ -92,6 +92,18 @@ describe('caption and translate through an OpenAI-compatible endpoint (the stand
     }
     for (const t of translations.filter((x) => x.lang === 'th')) expect(t.text).toMatch(/\p{Script=Thai}/u);
     for (const t of translations.filter((x) => x.lang === 'cs')) expect(t.text).toMatch(/[áčďéěíňóřšťúůýž]/);
+    // Planning a stage refreshed the planner's statistics of what its shards join (llm/stage.ts): the
+    // item query of a shard then probes by key instead of reading the whole run for every item.
+    const { rows } = await pool.query<{ relname: string; analyzed: boolean; tuples: number }>(
+      `select s.relname, s.last_analyze is not null as analyzed, c.reltuples::float as tuples
+         from pg_stat_user_tables s join pg_class c on c.oid = s.relid
+        where s.relname in ('llm_items', 'llm_outputs', 'filter_images')`,
+    );
+    expect(rows.map((r) => r.relname).sort()).toEqual(['filter_images', 'llm_items', 'llm_outputs']);
+    for (const r of rows) {
+      expect(r.analyzed).toBe(true);
+      expect(r.tuples).toBeGreaterThan(0);
+    }
   });
 
   it('never pays twice: the same work in a new run is served from the cache', async () => {
