@@ -3,7 +3,7 @@
  * up to `limitPerLanguage` each, in manifest order), and stores them as eval items in shards of
  * `shardSize`. Idempotent: a planned evaluation returns its stored plan.
  */
-import { analyzeTables, db, inTransaction } from '../shared/db';
+import { db, inTransaction } from '../shared/db';
 import { readManifest } from '../merge/manifest';
 import { evaluationRow } from './record';
 
@@ -54,8 +54,6 @@ export async function planEvaluation(a: { evalId: string }): Promise<EvalPlan> {
     }
     await client.query('update evaluations set items = $2, shard_count = $3, updated_at = now() where eval_id = $1', [a.evalId, items.length, shardCount]);
   });
-  // The prediction shards' item query joins these by key (shared/db.ts analyzeTables).
-  await analyzeTables(['eval_items', 'eval_predictions']);
   return { items: items.length, shardCount, perLanguage };
 }
 

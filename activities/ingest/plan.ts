@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { analyzeTables, db, inTransaction } from '../shared/db';
+import { db, inTransaction } from '../shared/db';
 import { ConfigError } from '../shared/config';
 import { runConfig } from '../run/run-record';
 import type { PlanResult } from '../../workflows/types';
@@ -93,8 +93,6 @@ export async function planRun({ runId }: { runId: string }): Promise<PlanResult>
     }
     await client.query('update runs set plan = $2, updated_at = now() where run_id = $1', [runId, JSON.stringify(plan)]);
   });
-  // The ingest shards' record query joins these by key (shared/db.ts analyzeTables).
-  await analyzeTables(['ingest_records', 'ingest_results']);
   return plan;
 }
 

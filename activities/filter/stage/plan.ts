@@ -4,7 +4,7 @@
  * also builds the site alt index that `repeated-site-alt` reads: for every (site, alt) pair carried by
  * more than one distinct image, how many. Idempotent: a language already planned returns its plan.
  */
-import { analyzeTables, db, inTransaction } from '../../shared/db';
+import { db, inTransaction } from '../../shared/db';
 import { buildSiteAltIndex, type SiteAltRecord } from '../text/repeated-site-alt';
 import { siteKey } from './site';
 
@@ -53,7 +53,5 @@ export async function planFilter(args: { runId: string; lang: string }): Promise
       [runId, lang, rows.length, shardCount, ingest.rows[0]?.shard_size ?? 0],
     );
   });
-  // The filter shards' record query joins these by key (shared/db.ts analyzeTables).
-  await analyzeTables(['ingest_records', 'ingest_results', 'images', 'filter_records', 'filter_images']);
   return { totalItems: rows.length, shardCount };
 }
