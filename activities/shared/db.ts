@@ -62,5 +62,12 @@ export async function inTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>
  */
 export async function analyzeTables(tables: readonly string[]): Promise<void> {
   for (const t of tables) if (!/^[a-z_][a-z0-9_]*$/.test(t)) throw new Error(`not a table name: ${t}`);
-  if (tables.length > 0) await db().query(`analyze ${tables.join(', ')}`);
+  if (tables.length === 0) return;
+  // Never a reason to hold up a stage: a table that another session (autovacuum, another plan) is
+  // analyzing or vacuuming is left to it, and a slow ANALYZE is given up; both are logged.
+  await inTransaction(async (client) => {
+    await client.query(`set local lock_timeout = '2s'`);
+    await client.query(`set local statement_timeout = '20s'`);
+    await client.query(`analyze ${tables.join(', ')}`);
+  }).catch((err: Error) => console.warn(`[db] analyze ${tables.join(', ')} skipped: ${err.message}`));
 }
