@@ -66,8 +66,33 @@ function site(base: string, priv: string): Record<string, (req: http.IncomingMes
            if (e.isIntersecting) { e.target.src = e.target.dataset.src; io.unobserve(e.target); }
          }));
          document.querySelectorAll('img.lazy').forEach((img) => io.observe(img));
+         // a page cannot make its loaders invisible to the renderer
+         try { window.__mellaScrollListeners = () => 0; } catch (e) {}
        </script>`,
     ),
+    // tall, eager images, nothing that listens to scrolling: no scroll needed
+    '/tall-plain': page(Array.from({ length: 6 }, (_, i) => `<div style="height:1400px">part ${i}</div><img src="/img/plain-${i}.png?w=${60 + i}" alt="plain ${i}">`).join('\n')),
+    // the lazy loader arrives after the load event (a script the load handler adds): the page is
+    // asked again after the quiet window, and scrolled then
+    '/late-loader': page(
+      `${Array.from({ length: 6 }, (_, i) => `<div style="height:1400px">part ${i}</div><img class="late" src="${GIF_DATA_URL}" data-src="/img/late-${i}.png?w=${70 + i}" alt="late ${i}">`).join('\n')}
+       <script>
+         addEventListener('load', () => setTimeout(() => {
+           const s = document.createElement('script');
+           s.src = '/js/lazy-io.js';
+           document.body.appendChild(s);
+         }, 20));
+       </script>`,
+    ),
+    '/js/lazy-io.js': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/javascript' });
+      res.end(`const io = new IntersectionObserver((entries) => entries.forEach((e) => {
+        if (e.isIntersecting) { e.target.src = e.target.dataset.src; io.unobserve(e.target); }
+      }));
+      document.querySelectorAll('img.late').forEach((img) => io.observe(img));`);
+    },
+    // native lazy loading far down the page: loaded only when scrolled near
+    '/native-lazy': page(Array.from({ length: 6 }, (_, i) => `<div style="height:1400px">part ${i}</div><img loading="lazy" src="/img/native-${i}.png?w=${80 + i}" alt="native ${i}" width="80" height="40">`).join('\n')),
     // a scroll-event loader like lazysizes: a throttled handler (125 ms, trailing call only) that
     // loads images within 370 px of the viewport
     '/lazy-throttled': page(
@@ -255,6 +280,8 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
     expect(Math.abs(live.naturalHeight - 150)).toBeLessThanOrEqual(1);
     expect(r.network.settled).toBe(true);
     expect(r.timings.scrollMs).toBeGreaterThan(0);
+    expect(r.scroll.skipped).toBe(false);
+    expect(r.scroll.stops).toBeGreaterThan(0);
     expect(r).toMatchObject({ status: 200, finalUrl: `${srv.base}/lazy`, headers: { etag: '"v1"', lastModified: 'Tue, 01 Dec 2020 10:00:00 GMT', contentLanguage: 'en' } });
     expect(r.html.startsWith('<!DOCTYPE html><html lang="en">')).toBe(true);
 
@@ -270,6 +297,32 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
     expect(imgs).toHaveLength(10);
     for (const [i, img] of imgs.entries()) expect(r.dom[img.url]).toMatchObject({ currentSrc: img.url, naturalWidth: 100 + i, complete: true });
     expect(r.network.settled).toBe(true);
+    expect(r.scroll).toMatchObject({ skipped: false });
+  });
+
+  it('scrolls only a page where something could respond: listeners, observers, native lazy images, a loader that arrives after the load', async () => {
+    // nothing listens: not scrolled, every image loaded anyway
+    const plain = ok(await renderer.render(`${srv.base}/tall-plain`));
+    expect(plain.scroll).toEqual({ stops: 0, skipped: true });
+    expect(plain.network.settled).toBe(true);
+    for (let i = 0; i < 6; i++) expect(plain.dom[`${srv.base}/img/plain-${i}.png?w=${60 + i}`]).toMatchObject({ naturalWidth: 60 + i, complete: true });
+    // unless asked to scroll every page
+    const always = ok(await renderer.render(`${srv.base}/tall-plain`, { alwaysScroll: true }));
+    expect(always.scroll.skipped).toBe(false);
+    expect(always.scroll.stops).toBeGreaterThan(0);
+
+    // an intersection observer installed by a script the load handler adds
+    const late = ok(await renderer.render(`${srv.base}/late-loader`));
+    expect(late.scroll.skipped).toBe(false);
+    expect(late.scroll.stops).toBeGreaterThan(0);
+    const lateImgs = late.extraction.images.filter((i) => i.alt?.startsWith('late '));
+    expect(lateImgs).toHaveLength(6);
+    for (const [i, img] of lateImgs.entries()) expect(late.dom[img.url]).toMatchObject({ currentSrc: img.url, naturalWidth: 70 + i, complete: true });
+
+    // native loading=lazy
+    const native = ok(await renderer.render(`${srv.base}/native-lazy`));
+    expect(native.scroll.skipped).toBe(false);
+    for (let i = 0; i < 6; i++) expect(native.dom[`${srv.base}/img/native-${i}.png?w=${80 + i}`]).toMatchObject({ naturalWidth: 80 + i, complete: true });
   });
 
   it('never requests fonts, refuses media, and loads images', async () => {
@@ -499,7 +552,7 @@ describe.skipIf(chromiumPath === null || !HAVE_REAL_FIXTURES)('real saved pages 
     const r = ok(await renderer.render(row.url, { settleMs: 1000, offlineOrigins: { [u.origin]: `${base}/site/${key}`, '*': `${base}/any` } }));
     const x = r.extraction;
     const loaded = x.images.filter((i) => (r.dom[i.url]?.naturalWidth ?? 0) > 0).length;
-    perPage.push(`  ${row.local.padEnd(62)} ${String(Date.now() - t).padStart(5)} ms  ${x.counts.images} images, ${x.counts.altText} alt, ${x.counts.withContext} context, ${loaded} loaded`);
+    perPage.push(`  ${row.local.padEnd(62)} ${String(Date.now() - t).padStart(5)} ms  ${x.counts.images} images, ${x.counts.altText} alt, ${x.counts.withContext} context, ${loaded} loaded, ${r.scroll.skipped ? "not scrolled (nothing listens)" : `${r.scroll.stops} scroll stops`}`);
     expect(r.finalUrl).toBe(u.href);
     return r;
   };

@@ -28,7 +28,7 @@ import { chromium, errors as playwrightErrors } from 'playwright-core';
 import type { Browser, BrowserContext, CDPSession, Page, Request, Response, Route } from 'playwright-core';
 import { AddressGuard } from '../shared/address-guard';
 import { droppedDisabledFeatures, findBrowserPid, isAlive, isRunning, processTreeMemory, resolveChromiumExecutable, type ChromiumExecutable } from './chromium-process';
-import { factsExpression, keyDomFacts, scrollExpression, type ImageDomFacts, type RawPageFacts } from './dom-facts';
+import { factsExpression, keyDomFacts, scrollExpression, SCROLL_LISTENERS_INIT_SCRIPT, type ImageDomFacts, type RawPageFacts, type ScrollOutcome } from './dom-facts';
 import { extractImages, type ExtractOptions, type PageExtraction } from './extract-images';
 import { GuardProxy, joinHostPort, type ProxyEvent } from './guard-proxy';
 import { DEFAULT_USER_AGENT } from './robots';
@@ -83,6 +83,13 @@ export interface RenderOptions {
   scrollSteps?: number;
   /** Dwell at each scroll stop (default 120 ms), for loaders driven by throttled scroll handlers. */
   scrollStepMs?: number;
+  /**
+   * Scroll every page (default false: only a page where something could respond to scrolling, a
+   * scroll listener or intersection observer, an `onscroll` handler, a native `loading=lazy` image
+   * or any frame; checked after the load event and again after the quiet window that follows it).
+   * Set it for sites whose lazy loaders poll positions on a timer.
+   */
+  alwaysScroll?: boolean;
   /**
    * Bytes per page, all responses together (default 10 MiB), counted twice: on the wire by the
    * proxy, which cuts every origin connection when it is passed, and decoded (DevTools events), which
@@ -193,6 +200,8 @@ export interface RenderSuccess {
   /** Main-frame navigation URLs in order: the requested URL, redirect hops, script navigations. */
   navigations: string[];
   network: RenderNetwork;
+  /** Scroll stops made; `skipped`: not scrolled, since nothing on the page could respond (`alwaysScroll` off). */
+  scroll: { stops: number; skipped: boolean };
   timings: RenderTimings;
 }
 
@@ -659,7 +668,7 @@ export class PageRenderer {
 // ---------------------------------------------------------------------------------------------------
 // One page
 
-type ResolvedRenderOptions = typeof RENDER_DEFAULTS & Pick<RenderOptions, 'locale' | 'extract' | 'offlineOrigins'>;
+type ResolvedRenderOptions = typeof RENDER_DEFAULTS & Pick<RenderOptions, 'locale' | 'extract' | 'offlineOrigins' | 'alwaysScroll'>;
 
 function resolveRenderOptions(o: RenderOptions): ResolvedRenderOptions {
   const r = { ...RENDER_DEFAULTS, ...stripUndefined(o) } as ResolvedRenderOptions;
@@ -670,6 +679,7 @@ function resolveRenderOptions(o: RenderOptions): ResolvedRenderOptions {
     }
   }
   if (r.maxPageBytes < 1) throw new RangeError('RenderOptions.maxPageBytes must be >= 1');
+  if (r.alwaysScroll !== undefined && typeof r.alwaysScroll !== 'boolean') throw new RangeError(`RenderOptions.alwaysScroll must be a boolean, got ${String(r.alwaysScroll)}`);
   r.scrollSteps = Math.floor(r.scrollSteps);
   return r;
 }
@@ -887,6 +897,8 @@ class RenderJob {
       throw err;
     }
     const context = this.context;
+    // counts what could respond to scrolling, before any script of the page runs (dom-facts.ts)
+    await context.addInitScript(SCROLL_LISTENERS_INIT_SCRIPT);
     context.on('page', (p) => {
       if (this.page && p !== this.page) {
         this.popups++;
@@ -950,17 +962,24 @@ class RenderJob {
     // Scroll to the bottom (the last stop has no dwell of its own: the quiet window after it is
     // one), then wait until nothing has loaded for the quiet window since the later of the last
     // network event and the end of the scroll. A document that grew meanwhile is scrolled again,
-    // within the same number of stops and the same settle bound.
+    // within the same number of stops and the same settle bound. Unless `alwaysScroll`, a page
+    // where nothing could respond to scrolling is not scrolled: it waits for the quiet window
+    // after the load, and is asked again after it (a script that arrived meanwhile may listen).
     const settleEnd = Date.now() + Math.min(this.o.settleMs, this.remaining());
     let stopsLeft = this.o.scrollSteps;
     let settled = false;
+    let scrollStops = 0;
+    let unlistened = false;
     for (let round = 0; ; round++) {
       let scrolledStops = 0;
       if (stopsLeft > 0) {
         t = Date.now();
-        const r = (await page.evaluate(scrollExpression(stopsLeft, this.o.scrollStepMs, { dwellAtLastStop: false })).catch(() => null)) as { stops: number } | null;
+        const expression = scrollExpression(stopsLeft, this.o.scrollStepMs, { dwellAtLastStop: false, onlyIfListened: !this.o.alwaysScroll });
+        const r = (await page.evaluate(expression).catch(() => null)) as ScrollOutcome | null;
         scrolledStops = r?.stops ?? 0;
+        unlistened = r?.unlistened === true;
         stopsLeft -= scrolledStops;
+        scrollStops += scrolledStops;
         this.timings.scrollMs += Date.now() - t;
       }
       if (this.stopped) return this.stopped;
@@ -972,6 +991,8 @@ class RenderJob {
       settled = await this.waitForNetworkIdle(settleEnd - Date.now(), scrolledStops > 0 ? Date.now() : 0, quiet);
       this.timings.settleMs += Date.now() - t;
       if (this.stopped) return this.stopped;
+      // not scrolled for want of listeners: ask once more after the quiet window
+      if (unlistened && round === 0 && settled) continue;
       if (!settled || scrolledStops === 0 || stopsLeft <= 0) break;
     }
 
@@ -1019,6 +1040,7 @@ class RenderJob {
         settled,
         proxyErrors,
       },
+      scroll: { stops: scrollStops, skipped: unlistened && scrollStops === 0 },
       timings: this.timings,
     };
   }

@@ -69,11 +69,13 @@ export const crawlConfigSchema = z
         navigationTimeoutMs: z.number().int().min(1000).default(20_000),
         settleMs: z.number().int().min(0).default(2000),
         scrollSteps: z.number().int().min(0).max(50).default(6),
+        /** Scroll every page, not only those where something could respond to scrolling (lazy loaders that poll on a timer). */
+        alwaysScroll: z.boolean().default(false),
         maxPageBytes: z.number().int().min(1024).default(10 * 1024 * 1024),
         maxTimeMs: z.number().int().min(1000).default(45_000),
       })
       .strict()
-      .default({ navigationTimeoutMs: 20_000, settleMs: 2000, scrollSteps: 6, maxPageBytes: 10 * 1024 * 1024, maxTimeMs: 45_000 }),
+      .default({ navigationTimeoutMs: 20_000, settleMs: 2000, scrollSteps: 6, alwaysScroll: false, maxPageBytes: 10 * 1024 * 1024, maxTimeMs: 45_000 }),
     /** Relaunch the worker's browser every N pages (bounds its memory). */
     recycleAfterPages: z.number().int().min(1).default(100),
     heartbeatTimeoutSeconds: z.number().int().min(5).max(3600).default(120),

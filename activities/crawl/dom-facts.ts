@@ -104,7 +104,60 @@ export function factsExpression(maxChars: number, maxImages = MAX_DOM_IMAGES): s
   return `(${FACTS_FUNCTION})(${JSON.stringify({ maxChars, maxImages })})`;
 }
 
+/**
+ * Installed in every document before its scripts run (`addInitScript`): counts what could load
+ * content in response to scrolling, so that a page where nothing can is not scrolled. Counted:
+ * `IntersectionObserver.prototype.observe` calls, and `addEventListener` registrations of
+ * `scroll`, `scrollend`, `wheel`, `mousewheel` and `touchmove` on any target (only the first two
+ * fire on a programmatic scroll, and only on the document and window; the rest is caution). The
+ * wrappers are Proxies of the native functions, so the page sees native functions
+ * (`Function.prototype.toString` of a Proxy reads `[native code]`). The count is read through a
+ * non-writable, non-configurable function on `window`; a page that breaks it gets scrolled.
+ */
+export const SCROLL_LISTENERS_INIT_SCRIPT = `(() => {
+  if (Object.prototype.hasOwnProperty.call(window, '__mellaScrollListeners')) return;
+  let count = 0;
+  const types = new Set(['scroll', 'scrollend', 'wheel', 'mousewheel', 'touchmove']);
+  try {
+    const add = EventTarget.prototype.addEventListener;
+    EventTarget.prototype.addEventListener = new Proxy(add, { apply(target, self, args) {
+      if (typeof args[0] === 'string' && types.has(args[0].toLowerCase()) && typeof args[1] !== 'undefined' && args[1] !== null) count++;
+      return Reflect.apply(target, self, args);
+    } });
+    if (typeof IntersectionObserver === 'function') {
+      const observe = IntersectionObserver.prototype.observe;
+      IntersectionObserver.prototype.observe = new Proxy(observe, { apply(target, self, args) {
+        count++;
+        return Reflect.apply(target, self, args);
+      } });
+    }
+  } catch (e) {
+    count = -1; // not installed: read as "something may listen"
+  }
+  Object.defineProperty(window, '__mellaScrollListeners', { value: () => count, enumerable: false, writable: false, configurable: false });
+})();`;
+
+/**
+ * Why a scroll could load something on this page, or null when nothing can (in-page, a function of
+ * the document): a counted listener or observer (SCROLL_LISTENERS_INIT_SCRIPT), an `onscroll`
+ * handler (property or attribute; `<body onscroll>` is the window's), a native `loading=lazy` image
+ * or frame, any frame (its own loaders are not counted here), or a missing or broken counter.
+ */
+const SCROLL_REASON_FUNCTION = `() => {
+  let n;
+  try { n = window.__mellaScrollListeners(); } catch (e) { return 'no_counter'; }
+  if (typeof n !== 'number' || n !== 0) return n > 0 ? 'listeners' : 'no_counter';
+  if (window.onscroll || document.onscroll || document.onwheel || window.onwheel) return 'onscroll';
+  if (document.querySelector('[onscroll], [onwheel]')) return 'onscroll';
+  if (document.querySelector('img[loading="lazy" i], iframe[loading="lazy" i]')) return 'native_lazy';
+  if (document.querySelector('iframe, frame')) return 'frames';
+  return null;
+}`;
+
 const SCROLL_FUNCTION = `async (args) => {
+  // only where something can respond to it (when asked; the page was prepared by
+  // SCROLL_LISTENERS_INIT_SCRIPT)
+  if (args.onlyIfListened && (${SCROLL_REASON_FUNCTION})() === null) return { height: 0, y: Math.round(window.scrollY), frames: 0, stops: 0, unlistened: true };
   const height = () => Math.max(document.documentElement ? document.documentElement.scrollHeight : 0,
     document.body ? document.body.scrollHeight : 0);
   // until the next rendering frame is done (its intersection observers updated): a rAF callback
@@ -153,7 +206,7 @@ const SCROLL_FUNCTION = `async (args) => {
     // a dwell at the stop, for loaders driven by throttled scroll handlers and timers
     if (!last || args.dwellAtLastStop) await new Promise((resolve) => setTimeout(resolve, args.stepMs));
   }
-  return { height: height(), y: Math.round(window.scrollY), frames, stops };
+  return { height: height(), y: Math.round(window.scrollY), frames, stops, unlistened: false };
 }`;
 
 /**
@@ -162,11 +215,22 @@ const SCROLL_FUNCTION = `async (args) => {
  * viewport per rendering frame; at each stop it waits `stepMs`. The height is re-measured at each
  * stop, so a page that grows as it loads is followed. At most `maxFrames` viewport moves in all
  * (an endless page). `dwellAtLastStop: false` leaves the last stop's dwell to the caller (the
- * renderer waits for a quiet window after the scroll instead).
+ * renderer waits for a quiet window after the scroll instead). `onlyIfListened` (the page prepared
+ * with SCROLL_LISTENERS_INIT_SCRIPT): no scroll at all where nothing could respond to one, no
+ * scroll listener or intersection observer, `onscroll` handler, native lazy image or frame.
  */
-export function scrollExpression(steps: number, stepMs: number, options: { maxFrames?: number; dwellAtLastStop?: boolean } = {}): string {
-  const { maxFrames = 400, dwellAtLastStop = true } = options;
-  return `(${SCROLL_FUNCTION})(${JSON.stringify({ steps, stepMs, maxFrames, dwellAtLastStop })})`;
+export function scrollExpression(steps: number, stepMs: number, options: { maxFrames?: number; dwellAtLastStop?: boolean; onlyIfListened?: boolean } = {}): string {
+  const { maxFrames = 400, dwellAtLastStop = true, onlyIfListened = false } = options;
+  return `(${SCROLL_FUNCTION})(${JSON.stringify({ steps, stepMs, maxFrames, dwellAtLastStop, onlyIfListened })})`;
+}
+
+/** What the scroll expression returns. `unlistened`: not scrolled, since nothing on the page could respond. */
+export interface ScrollOutcome {
+  height: number;
+  y: number;
+  frames: number;
+  stops: number;
+  unlistened: boolean;
 }
 
 /**
