@@ -91,6 +91,21 @@ function site(base: string, priv: string): Record<string, (req: http.IncomingMes
       }));
       document.querySelectorAll('img.late').forEach((img) => io.observe(img));`);
     },
+    // nothing listens to scrolling, but a script adds an image after the load event: the quiet window
+    // after the load catches it
+    '/scripted-plain': page(
+      `<div style="height:3000px">tall</div><img src="/img/first.png?w=91" alt="first">
+       <script>addEventListener('load', () => setTimeout(() => {
+         const img = document.createElement('img'); img.src = '/img/added.png?w=92'; img.alt = 'added by a script'; document.body.appendChild(img);
+       }, 40));</script>`,
+    ),
+    // the same through an inline handler, no script element
+    '/inline-handler': page(
+      `<div style="height:3000px" id="box">tall</div><img src="/img/first.png?w=93" alt="first"
+        onload="setTimeout(() => { const img = document.createElement('img'); img.src = '/img/inline.png?w=94'; img.alt = 'added inline'; document.body.appendChild(img); }, 40)">`,
+    ),
+    // a meta refresh moves on to another page after the load: waited for, the page it leads to is read
+    '/refresh': page('<p>moving</p>', '<meta http-equiv="refresh" content="0; url=/tall-plain">'),
     // native lazy loading far down the page: loaded only when scrolled near
     '/native-lazy': page(Array.from({ length: 6 }, (_, i) => `<div style="height:1400px">part ${i}</div><img loading="lazy" src="/img/native-${i}.png?w=${80 + i}" alt="native ${i}" width="80" height="40">`).join('\n')),
     // a scroll-event loader like lazysizes: a throttled handler (125 ms, trailing call only) that
@@ -305,6 +320,9 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
     const plain = ok(await renderer.render(`${srv.base}/tall-plain`));
     expect(plain.scroll).toEqual({ stops: 0, skipped: true });
     expect(plain.network.settled).toBe(true);
+    // and nothing could change it after the load event (no script): read at once, no quiet window
+    expect(plain.staticPage).toBe(true);
+    expect(plain.timings.settleMs).toBe(0);
     for (let i = 0; i < 6; i++) expect(plain.dom[`${srv.base}/img/plain-${i}.png?w=${60 + i}`]).toMatchObject({ naturalWidth: 60 + i, complete: true });
     // unless asked to scroll every page
     const always = ok(await renderer.render(`${srv.base}/tall-plain`, { alwaysScroll: true }));
@@ -318,6 +336,19 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
     const lateImgs = late.extraction.images.filter((i) => i.alt?.startsWith('late '));
     expect(lateImgs).toHaveLength(6);
     for (const [i, img] of lateImgs.entries()) expect(late.dom[img.url]).toMatchObject({ currentSrc: img.url, naturalWidth: 70 + i, complete: true });
+
+    // nothing listens, but scripts could still change the page: the quiet window after the load
+    for (const [path, alt, width] of [['/scripted-plain', 'added by a script', 92], ['/inline-handler', 'added inline', 94]] as const) {
+      const r = ok(await renderer.render(`${srv.base}${path}`));
+      expect(r).toMatchObject({ staticPage: false, scroll: { stops: 0, skipped: true } });
+      const added = r.extraction.images.find((i) => i.alt === alt);
+      expect(added?.url).toBe(`${srv.base}/img/${path === '/inline-handler' ? 'inline' : 'added'}.png?w=${width}`);
+      expect(r.dom[added!.url]).toMatchObject({ naturalWidth: width, complete: true });
+    }
+    const refreshed = ok(await renderer.render(`${srv.base}/refresh`));
+    expect(refreshed.finalUrl).toBe(`${srv.base}/tall-plain`);
+    expect(refreshed.extraction.images.map((i) => i.alt)).toContain('plain 5');
+    expect(refreshed.staticPage).toBe(false);
 
     // native loading=lazy
     const native = ok(await renderer.render(`${srv.base}/native-lazy`));

@@ -28,7 +28,7 @@ import { chromium, errors as playwrightErrors } from 'playwright-core';
 import type { Browser, BrowserContext, CDPSession, Page, Request, Response, Route } from 'playwright-core';
 import { AddressGuard } from '../shared/address-guard';
 import { droppedDisabledFeatures, findBrowserPid, isAlive, isRunning, processTreeMemory, resolveChromiumExecutable, type ChromiumExecutable } from './chromium-process';
-import { factsExpression, keyDomFacts, scrollExpression, SCROLL_LISTENERS_INIT_SCRIPT, type ImageDomFacts, type RawPageFacts, type ScrollOutcome } from './dom-facts';
+import { factsExpression, keyDomFacts, scrollExpression, settleProbeExpression, SCROLL_LISTENERS_INIT_SCRIPT, type ImageDomFacts, type RawPageFacts, type SettleProbe } from './dom-facts';
 import { extractImages, type ExtractOptions, type PageExtraction } from './extract-images';
 import { GuardProxy, joinHostPort, type ProxyEvent } from './guard-proxy';
 import { DEFAULT_USER_AGENT } from './robots';
@@ -202,6 +202,11 @@ export interface RenderSuccess {
   network: RenderNetwork;
   /** Scroll stops made; `skipped`: not scrolled, since nothing on the page could respond (`alwaysScroll` off). */
   scroll: { stops: number; skipped: boolean };
+  /**
+   * Nothing could respond to scrolling and nothing could change the page after its load event (no
+   * script, inline handler, meta refresh or frame): it was read at once, with no quiet window.
+   */
+  staticPage: boolean;
   timings: RenderTimings;
 }
 
@@ -531,7 +536,7 @@ export class PageRenderer {
   private refillSpares(slot: BrowserSlot, locale: string | undefined): void {
     for (const x of [...this.spares]) if (x.slot !== slot || x.locale !== locale || !usable(x.slot)) this.discardSpare(x);
     if (this.closed || !usable(slot) || slot !== this.current) return;
-    const wanted = Math.min(this.opts.sparePages ?? MAX_SPARES, this.counters.activePages);
+    const wanted = Math.min(this.opts.sparePages ?? MAX_SPARES, 2 * this.counters.activePages);
     let have = this.spares.length;
     while (have < wanted && slot.pages + have < this.opts.recycleAfterPages) {
       const job = new RenderJob(this, slot);
@@ -959,25 +964,55 @@ class RenderJob {
     t = Date.now();
     await page.waitForLoadState('load', { timeout: Math.max(1, Math.min(this.o.settleMs, this.remaining())) }).catch(() => undefined);
     this.timings.loadMs = Date.now() - t;
+    const settleEnd = Date.now() + Math.min(this.o.settleMs, this.remaining());
+    let settled = false;
+    let scrollStops = 0;
+    let raw: RawPageFacts | null = null;
+    let staticPage = false;
+    // Unless `alwaysScroll`, a page is scrolled only when something on it could respond (a scroll
+    // listener or intersection observer, an onscroll handler, a native lazy image, a frame: counted
+    // by SCROLL_LISTENERS_INIT_SCRIPT). A page where nothing could respond and nothing could change
+    // any more (no script, inline handler or meta refresh) is read at once, in the same call; one that
+    // could still change waits for its quiet window and is asked again (a script that arrived
+    // meanwhile may listen). dom-facts.ts has the rules.
+    let scroll = this.o.scrollSteps > 0;
+    if (scroll && !this.o.alwaysScroll) {
+      t = Date.now();
+      let probe = (await page.evaluate(settleProbeExpression(this.o.maxPageBytes, false)).catch(() => null)) as SettleProbe | null;
+      // the next page's context is prepared from here on (not during the probe: it slowed it down)
+      this.loaded();
+      if (this.stopped) return this.stopped;
+      if (probe?.kind === 'facts') {
+        this.timings.extractMs += Date.now() - t;
+        staticPage = true;
+        settled = this.inflight.size === 0;
+      } else this.timings.scrollMs += Date.now() - t;
+      if (probe?.kind === 'changeable') {
+        t = Date.now();
+        settled = await this.waitForNetworkIdle(settleEnd - Date.now());
+        this.timings.settleMs += Date.now() - t;
+        if (this.stopped) return this.stopped;
+        t = Date.now();
+        probe = (await page.evaluate(settleProbeExpression(this.o.maxPageBytes, true)).catch(() => null)) as SettleProbe | null;
+        if (this.stopped) return this.stopped;
+        this.timings[probe?.kind === 'facts' ? 'extractMs' : 'scrollMs'] += Date.now() - t;
+      }
+      if (probe?.kind === 'facts') {
+        raw = probe.facts;
+        scroll = false;
+      }
+    }
     // Scroll to the bottom (the last stop has no dwell of its own: the quiet window after it is
     // one), then wait until nothing has loaded for the quiet window since the later of the last
     // network event and the end of the scroll. A document that grew meanwhile is scrolled again,
-    // within the same number of stops and the same settle bound. Unless `alwaysScroll`, a page
-    // where nothing could respond to scrolling is not scrolled: it waits for the quiet window
-    // after the load, and is asked again after it (a script that arrived meanwhile may listen).
-    const settleEnd = Date.now() + Math.min(this.o.settleMs, this.remaining());
-    let stopsLeft = this.o.scrollSteps;
-    let settled = false;
-    let scrollStops = 0;
-    let unlistened = false;
-    for (let round = 0; ; round++) {
+    // within the same number of stops and the same settle bound.
+    let stopsLeft = scroll ? this.o.scrollSteps : 0;
+    for (let round = 0; raw === null; round++) {
       let scrolledStops = 0;
       if (stopsLeft > 0) {
         t = Date.now();
-        const expression = scrollExpression(stopsLeft, this.o.scrollStepMs, { dwellAtLastStop: false, onlyIfListened: !this.o.alwaysScroll });
-        const r = (await page.evaluate(expression).catch(() => null)) as ScrollOutcome | null;
+        const r = (await page.evaluate(scrollExpression(stopsLeft, this.o.scrollStepMs, { dwellAtLastStop: false })).catch(() => null)) as { stops: number } | null;
         scrolledStops = r?.stops ?? 0;
-        unlistened = r?.unlistened === true;
         stopsLeft -= scrolledStops;
         scrollStops += scrolledStops;
         this.timings.scrollMs += Date.now() - t;
@@ -991,8 +1026,6 @@ class RenderJob {
       settled = await this.waitForNetworkIdle(settleEnd - Date.now(), scrolledStops > 0 ? Date.now() : 0, quiet);
       this.timings.settleMs += Date.now() - t;
       if (this.stopped) return this.stopped;
-      // not scrolled for want of listeners: ask once more after the quiet window
-      if (unlistened && round === 0 && settled) continue;
       if (!settled || scrolledStops === 0 || stopsLeft <= 0) break;
     }
 
@@ -1003,9 +1036,9 @@ class RenderJob {
     const late = this.checkMainResponse(last);
     if (late) return late;
 
-    // -- read the DOM
+    // -- read the DOM (unless the settle probe did)
     t = Date.now();
-    const raw = (await page.evaluate(factsExpression(this.o.maxPageBytes))) as RawPageFacts;
+    if (raw === null) raw = (await page.evaluate(factsExpression(this.o.maxPageBytes))) as RawPageFacts;
     const headers = last?.headers ?? {};
     if (raw.html === null) return { reason: 'too_large', detail: `the rendered DOM has ${raw.htmlChars} characters, over maxPageBytes (${this.o.maxPageBytes})` };
     if (!HTML_TYPES.has(raw.contentType.toLowerCase())) return { reason: 'not_html', detail: `document type ${raw.contentType}` };
@@ -1013,7 +1046,7 @@ class RenderJob {
     const finalUrl = page.url();
     const extraction = extractImages(html, finalUrl, { ...this.o.extract, httpContentLanguage: headers['content-language'] ?? null });
     const dom = keyDomFacts(raw);
-    this.timings.extractMs = Date.now() - t;
+    this.timings.extractMs += Date.now() - t;
 
     const proxyStats = this.proxy?.stats();
     const proxyErrors: Partial<Record<string, number>> = {};
@@ -1040,7 +1073,8 @@ class RenderJob {
         settled,
         proxyErrors,
       },
-      scroll: { stops: scrollStops, skipped: unlistened && scrollStops === 0 },
+      scroll: { stops: scrollStops, skipped: this.o.scrollSteps > 0 && scrollStops === 0 && !scroll },
+      staticPage,
       timings: this.timings,
     };
   }

@@ -154,10 +154,45 @@ const SCROLL_REASON_FUNCTION = `() => {
   return null;
 }`;
 
+/**
+ * Whether anything on the page could still change it once loaded (in-page): a script element, an
+ * inline event handler (`on...` attribute), a meta refresh, SVG animation elements, or a document
+ * still loading. Without any of those nothing runs after the load event, so nothing is waited for.
+ */
+const CHANGEABLE_FUNCTION = `() => {
+  if (document.readyState !== 'complete') return true;
+  if (document.querySelector('script, meta[http-equiv="refresh" i], animate, set, animateMotion, animateTransform')) return true;
+  for (const el of document.getElementsByTagName('*')) {
+    for (const a of el.attributes) if (a.name.length > 2 && a.name.charCodeAt(0) === 111 && a.name.charCodeAt(1) === 110) return true; // on...
+  }
+  return false;
+}`;
+
+/**
+ * The look at a loaded page that decides what the renderer still does (in-page): `listened` (with
+ * the reason) when something could respond to scrolling; else `changeable` when the page could still
+ * change and `args.final` is not set; else the page facts (FACTS_FUNCTION), in the same call.
+ */
+const SETTLE_PROBE_FUNCTION = `(args) => {
+  const reason = (${SCROLL_REASON_FUNCTION})();
+  if (reason !== null) return { kind: 'listened', reason };
+  if (!args.final && (${CHANGEABLE_FUNCTION})()) return { kind: 'changeable' };
+  return { kind: 'facts', facts: (${FACTS_FUNCTION})(args) };
+}`;
+
+/** What the settle probe returns. */
+export type SettleProbe = { kind: 'listened'; reason: string } | { kind: 'changeable' } | { kind: 'facts'; facts: RawPageFacts };
+
+/**
+ * The settle probe (SETTLE_PROBE_FUNCTION) for a page prepared with SCROLL_LISTENERS_INIT_SCRIPT:
+ * `final` reads the facts of a page nothing listens on even when it could still change (after its
+ * quiet window).
+ */
+export function settleProbeExpression(maxChars: number, final: boolean, maxImages = MAX_DOM_IMAGES): string {
+  return `(${SETTLE_PROBE_FUNCTION})(${JSON.stringify({ maxChars, maxImages, final })})`;
+}
+
 const SCROLL_FUNCTION = `async (args) => {
-  // only where something can respond to it (when asked; the page was prepared by
-  // SCROLL_LISTENERS_INIT_SCRIPT)
-  if (args.onlyIfListened && (${SCROLL_REASON_FUNCTION})() === null) return { height: 0, y: Math.round(window.scrollY), frames: 0, stops: 0, unlistened: true };
   const height = () => Math.max(document.documentElement ? document.documentElement.scrollHeight : 0,
     document.body ? document.body.scrollHeight : 0);
   // until the next rendering frame is done (its intersection observers updated): a rAF callback
@@ -206,7 +241,7 @@ const SCROLL_FUNCTION = `async (args) => {
     // a dwell at the stop, for loaders driven by throttled scroll handlers and timers
     if (!last || args.dwellAtLastStop) await new Promise((resolve) => setTimeout(resolve, args.stepMs));
   }
-  return { height: height(), y: Math.round(window.scrollY), frames, stops, unlistened: false };
+  return { height: height(), y: Math.round(window.scrollY), frames, stops };
 }`;
 
 /**
@@ -215,22 +250,11 @@ const SCROLL_FUNCTION = `async (args) => {
  * viewport per rendering frame; at each stop it waits `stepMs`. The height is re-measured at each
  * stop, so a page that grows as it loads is followed. At most `maxFrames` viewport moves in all
  * (an endless page). `dwellAtLastStop: false` leaves the last stop's dwell to the caller (the
- * renderer waits for a quiet window after the scroll instead). `onlyIfListened` (the page prepared
- * with SCROLL_LISTENERS_INIT_SCRIPT): no scroll at all where nothing could respond to one, no
- * scroll listener or intersection observer, `onscroll` handler, native lazy image or frame.
+ * renderer waits for a quiet window after the scroll instead).
  */
-export function scrollExpression(steps: number, stepMs: number, options: { maxFrames?: number; dwellAtLastStop?: boolean; onlyIfListened?: boolean } = {}): string {
-  const { maxFrames = 400, dwellAtLastStop = true, onlyIfListened = false } = options;
-  return `(${SCROLL_FUNCTION})(${JSON.stringify({ steps, stepMs, maxFrames, dwellAtLastStop, onlyIfListened })})`;
-}
-
-/** What the scroll expression returns. `unlistened`: not scrolled, since nothing on the page could respond. */
-export interface ScrollOutcome {
-  height: number;
-  y: number;
-  frames: number;
-  stops: number;
-  unlistened: boolean;
+export function scrollExpression(steps: number, stepMs: number, options: { maxFrames?: number; dwellAtLastStop?: boolean } = {}): string {
+  const { maxFrames = 400, dwellAtLastStop = true } = options;
+  return `(${SCROLL_FUNCTION})(${JSON.stringify({ steps, stepMs, maxFrames, dwellAtLastStop })})`;
 }
 
 /**
