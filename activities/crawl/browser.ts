@@ -961,33 +961,44 @@ class RenderJob {
     if (early) return early;
 
     // -- load event, scroll, settle (each bounded; a failure here is not fatal)
+    // Unless `alwaysScroll`, a page is scrolled only when something on it could respond (a scroll
+    // listener or intersection observer, an onscroll handler, a native lazy image, a frame: counted
+    // by SCROLL_LISTENERS_INIT_SCRIPT). The settle probe waits for the load event in the page and
+    // looks: a page where nothing could respond and nothing could change any more (no script,
+    // inline handler or meta refresh) is read at once, in the same call; one that could still
+    // change waits for its quiet window and is asked again (a script that arrived meanwhile may
+    // listen). dom-facts.ts has the rules. Without the probe (or when it fails) the load event is
+    // awaited here, and the page scrolled.
+    let scroll = this.o.scrollSteps > 0;
+    const probing = scroll && !this.o.alwaysScroll;
+    let probe: SettleProbe | null = null;
     t = Date.now();
-    await page.waitForLoadState('load', { timeout: Math.max(1, Math.min(this.o.settleMs, this.remaining())) }).catch(() => undefined);
-    this.timings.loadMs = Date.now() - t;
+    const loadBound = Math.max(1, Math.min(this.o.settleMs, this.remaining()));
+    if (probing) {
+      probe = (await page.evaluate(settleProbeExpression(this.o.maxPageBytes, false, loadBound)).catch(() => null)) as SettleProbe | null;
+      // the next page's context is prepared from here on (not during the probe: it slowed it down)
+      this.loaded();
+      if (this.stopped) return this.stopped;
+    }
+    if (probe === null) {
+      await page.waitForLoadState('load', { timeout: loadBound }).catch(() => undefined);
+      this.timings.loadMs = Date.now() - t;
+    } else {
+      const took = Date.now() - t;
+      this.timings.loadMs = Math.min(took, probe.loadWaitedMs);
+      this.timings[probe.kind === 'facts' ? 'extractMs' : 'scrollMs'] += took - this.timings.loadMs;
+    }
     const settleEnd = Date.now() + Math.min(this.o.settleMs, this.remaining());
     let settled = false;
     let scrollStops = 0;
     let raw: RawPageFacts | null = null;
     let staticPage = false;
-    // Unless `alwaysScroll`, a page is scrolled only when something on it could respond (a scroll
-    // listener or intersection observer, an onscroll handler, a native lazy image, a frame: counted
-    // by SCROLL_LISTENERS_INIT_SCRIPT). A page where nothing could respond and nothing could change
-    // any more (no script, inline handler or meta refresh) is read at once, in the same call; one that
-    // could still change waits for its quiet window and is asked again (a script that arrived
-    // meanwhile may listen). dom-facts.ts has the rules.
-    let scroll = this.o.scrollSteps > 0;
-    if (scroll && !this.o.alwaysScroll) {
-      t = Date.now();
-      let probe = (await page.evaluate(settleProbeExpression(this.o.maxPageBytes, false)).catch(() => null)) as SettleProbe | null;
-      // the next page's context is prepared from here on (not during the probe: it slowed it down)
-      this.loaded();
-      if (this.stopped) return this.stopped;
-      if (probe?.kind === 'facts') {
-        this.timings.extractMs += Date.now() - t;
+    if (probe !== null) {
+      if (probe.kind === 'facts') {
         staticPage = true;
         settled = this.inflight.size === 0;
-      } else this.timings.scrollMs += Date.now() - t;
-      if (probe?.kind === 'changeable') {
+      }
+      if (probe.kind === 'changeable') {
         t = Date.now();
         settled = await this.waitForNetworkIdle(settleEnd - Date.now());
         this.timings.settleMs += Date.now() - t;

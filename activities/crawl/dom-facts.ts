@@ -169,27 +169,37 @@ const CHANGEABLE_FUNCTION = `() => {
 }`;
 
 /**
- * The look at a loaded page that decides what the renderer still does (in-page): `listened` (with
- * the reason) when something could respond to scrolling; else `changeable` when the page could still
- * change and `args.final` is not set; else the page facts (FACTS_FUNCTION), in the same call.
+ * The look at a loaded page that decides what the renderer still does (in-page). It first waits for
+ * the load event, at most `args.loadWaitMs` (0: not at all), in the page itself: one DevTools round
+ * trip less than waiting for it in Node and then asking. Then: `listened` (with the reason) when
+ * something could respond to scrolling; else `changeable` when the page could still change and
+ * `args.final` is not set; else the page facts (FACTS_FUNCTION), in the same call.
  */
-const SETTLE_PROBE_FUNCTION = `(args) => {
+const SETTLE_PROBE_FUNCTION = `async (args) => {
+  const waitStart = performance.now();
+  if (args.loadWaitMs > 0 && document.readyState !== 'complete') {
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, args.loadWaitMs);
+      window.addEventListener('load', () => { clearTimeout(timer); resolve(); }, { once: true });
+    });
+  }
+  const loadWaitedMs = Math.round(performance.now() - waitStart);
   const reason = (${SCROLL_REASON_FUNCTION})();
-  if (reason !== null) return { kind: 'listened', reason };
-  if (!args.final && (${CHANGEABLE_FUNCTION})()) return { kind: 'changeable' };
-  return { kind: 'facts', facts: (${FACTS_FUNCTION})(args) };
+  if (reason !== null) return { kind: 'listened', reason, loadWaitedMs };
+  if (!args.final && (${CHANGEABLE_FUNCTION})()) return { kind: 'changeable', loadWaitedMs };
+  return { kind: 'facts', facts: (${FACTS_FUNCTION})(args), loadWaitedMs };
 }`;
 
-/** What the settle probe returns. */
-export type SettleProbe = { kind: 'listened'; reason: string } | { kind: 'changeable' } | { kind: 'facts'; facts: RawPageFacts };
+/** What the settle probe returns; `loadWaitedMs`: how long it waited for the load event. */
+export type SettleProbe = ({ kind: 'listened'; reason: string } | { kind: 'changeable' } | { kind: 'facts'; facts: RawPageFacts }) & { loadWaitedMs: number };
 
 /**
  * The settle probe (SETTLE_PROBE_FUNCTION) for a page prepared with SCROLL_LISTENERS_INIT_SCRIPT:
  * `final` reads the facts of a page nothing listens on even when it could still change (after its
- * quiet window).
+ * quiet window); `loadWaitMs` bounds its wait for the load event (0: none).
  */
-export function settleProbeExpression(maxChars: number, final: boolean, maxImages = MAX_DOM_IMAGES): string {
-  return `(${SETTLE_PROBE_FUNCTION})(${JSON.stringify({ maxChars, maxImages, final })})`;
+export function settleProbeExpression(maxChars: number, final: boolean, loadWaitMs = 0, maxImages = MAX_DOM_IMAGES): string {
+  return `(${SETTLE_PROBE_FUNCTION})(${JSON.stringify({ maxChars, maxImages, final, loadWaitMs })})`;
 }
 
 const SCROLL_FUNCTION = `async (args) => {
