@@ -198,6 +198,11 @@ try {
   const samples: number[] = [];
   for (let t = first; t < last; t += 100) samples.push(chat.filter((r) => r.startedAt <= t && r.endedAt > t).length);
   const meanInFlight = samples.reduce((a, b) => a + b, 0) / samples.length;
+  // the same, per tenth of the stage: a dip at the start or the end, or all along
+  const tenths = Array.from({ length: 10 }, (_, k) => {
+    const part = samples.slice(Math.floor((k * samples.length) / 10), Math.floor(((k + 1) * samples.length) / 10));
+    return part.length ? part.reduce((a, b) => a + b, 0) / part.length : 0;
+  });
   const fullShare = samples.filter((n) => n >= CONCURRENCY).length / samples.length;
   const meanServe = chat.reduce((a, r) => a + (r.endedAt - r.startedAt), 0) / N;
 
@@ -215,6 +220,7 @@ try {
     `  in flight at the stand-in: max ${stats.maxInFlight} (limit ${CONCURRENCY}), mean ${meanInFlight.toFixed(1)}, at the limit ${(100 * fullShare).toFixed(0)}% of the time; ` +
       `mean time at the stand-in ${meanServe.toFixed(0)} ms a request (latency ${LATENCY_MS})`,
   );
+  log(`  mean in flight per tenth of the stage: ${tenths.map((x) => x.toFixed(1)).join(' ')}`);
   log(`  shards: ${rows[0]!.shards} of ${SHARD} (max attempt ${rows[0]!.attempts}), ${(rows[0]!.mean_ms / 1000).toFixed(2)} s each on average`);
   if (captionCpu) {
     const bench = (cpuEnd.bench.user + cpuEnd.bench.system - captionCpu.bench.user - captionCpu.bench.system) / 1e6;
