@@ -1013,7 +1013,7 @@ class RenderJob {
     t = Date.now();
     const loadBound = Math.max(1, Math.min(this.o.settleMs, this.remaining()));
     if (probing) {
-      probe = await this.evaluate<SettleProbe>(settleProbeExpression(this.o.maxPageBytes, false, loadBound)).catch(() => null);
+      probe = (await page.evaluate(settleProbeExpression(this.o.maxPageBytes, false, loadBound)).catch(() => null)) as SettleProbe | null;
       // the next page's context is prepared from here on (not during the probe: it slowed it down)
       this.loaded();
       if (this.stopped) return this.stopped;
@@ -1042,7 +1042,7 @@ class RenderJob {
         this.timings.settleMs += Date.now() - t;
         if (this.stopped) return this.stopped;
         t = Date.now();
-        probe = await this.evaluate<SettleProbe>(settleProbeExpression(this.o.maxPageBytes, true)).catch(() => null);
+        probe = (await page.evaluate(settleProbeExpression(this.o.maxPageBytes, true)).catch(() => null)) as SettleProbe | null;
         if (this.stopped) return this.stopped;
         this.timings[probe?.kind === 'facts' ? 'extractMs' : 'scrollMs'] += Date.now() - t;
       }
@@ -1060,7 +1060,7 @@ class RenderJob {
       let scrolledStops = 0;
       if (stopsLeft > 0) {
         t = Date.now();
-        const r = await this.evaluate<{ stops: number }>(scrollExpression(stopsLeft, this.o.scrollStepMs, { dwellAtLastStop: false })).catch(() => null);
+        const r = (await page.evaluate(scrollExpression(stopsLeft, this.o.scrollStepMs, { dwellAtLastStop: false })).catch(() => null)) as { stops: number } | null;
         scrolledStops = r?.stops ?? 0;
         stopsLeft -= scrolledStops;
         scrollStops += scrolledStops;
@@ -1087,7 +1087,7 @@ class RenderJob {
 
     // -- read the DOM (unless the settle probe did)
     t = Date.now();
-    if (raw === null) raw = await this.evaluate<RawPageFacts>(factsExpression(this.o.maxPageBytes));
+    if (raw === null) raw = (await page.evaluate(factsExpression(this.o.maxPageBytes))) as RawPageFacts;
     const headers = last?.headers ?? {};
     if (raw.html === null) return { reason: 'too_large', detail: `the rendered DOM has ${raw.htmlChars} characters, over maxPageBytes (${this.o.maxPageBytes})` };
     if (!HTML_TYPES.has(raw.contentType.toLowerCase())) return { reason: 'not_html', detail: `document type ${raw.contentType}` };
@@ -1126,19 +1126,6 @@ class RenderJob {
       staticPage,
       timings: this.timings,
     };
-  }
-
-  /**
-   * Runs a page-side expression (dom-facts.ts) in the main frame's page context and returns its value
-   * (awaited, by value), through the page's own DevTools session: Playwright's `page.evaluate` first
-   * injects its utility script into every new document, a cost each fresh context paid once per page.
-   */
-  private async evaluate<T>(expression: string): Promise<T> {
-    const cdp = this.cdp;
-    if (!cdp) throw new Error('no DevTools session for the page');
-    const r = await cdp.send('Runtime.evaluate', { expression, returnByValue: true, awaitPromise: true });
-    if (r.exceptionDetails) throw new Error(`page script failed: ${firstLine(r.exceptionDetails.exception?.description ?? r.exceptionDetails.text)}`);
-    return r.result.value as T;
   }
 
   private remaining(): number {
