@@ -311,16 +311,8 @@ interface BrowserSlot {
 
 let warnedFeatureDrift = false;
 
-/** At most this many spare pages are kept ready (two per page in flight). */
+/** At most this many spare pages are kept ready (one per page in flight). */
 const MAX_SPARES = 4;
-
-/**
- * The next browser is launched this many pages before the current one is recycled, so that the pages
- * after the recycle do not wait for a launch (0.2-0.3 s each on bench:crawl). Only where a browser
- * serves at least PRELAUNCH_MIN_RECYCLE pages: with fewer, it would launch nearly all the time.
- */
-const PRELAUNCH_PAGES = 10;
-const PRELAUNCH_MIN_RECYCLE = 20;
 
 interface Spare {
   job: RenderJob;
@@ -348,12 +340,6 @@ export class PageRenderer {
   private readonly guard: AddressGuard;
   private current: BrowserSlot | null = null;
   private launching: Promise<BrowserSlot> | null = null;
-  /** The browser launched ahead for when the current one is recycled (PRELAUNCH_PAGES). */
-  private successor: Promise<BrowserSlot> | null = null;
-  /** That browser once it runs: spares are prepared on it too, for the first pages after the recycle. */
-  private successorSlot: BrowserSlot | null = null;
-  /** The locale of the last spares asked for (`refillSpares`), for the successor's. */
-  private spareLocale: { locale: string | undefined } | null = null;
   private readonly slots = new Set<BrowserSlot>();
   /** Contexts of finished pages still closing. */
   private readonly teardowns = new Set<Promise<void>>();
@@ -440,7 +426,8 @@ export class PageRenderer {
   /** Closes every browser. Renders in flight end as `aborted`. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const pending of [this.launching, this.successor]) if (pending) await pending.catch(() => undefined);
+    const pending = this.launching;
+    if (pending) await pending.catch(() => undefined);
     this.discardSpares();
     await Promise.all([...this.teardowns]);
     this.current = null;
@@ -542,24 +529,15 @@ export class PageRenderer {
   }
 
   /**
-   * Keeps twice as many spares ready on the current browser as pages are being rendered (at most
-   * MAX_SPARES), never more than the pages the browser has left before it is recycled, and as many on
-   * the browser launched ahead of the recycle. Spares of another browser or locale are closed.
+   * Keeps as many spares ready on the current browser as pages are being rendered (at most
+   * MAX_SPARES), never more than the pages the browser has left before it is recycled. Spares of
+   * another browser or locale are closed.
    */
   private refillSpares(slot: BrowserSlot, locale: string | undefined): void {
-    const next = this.successorSlot;
-    // (a page of the retired browser may still end after its successor took over: its spares stay)
-    for (const x of [...this.spares]) if ((x.slot !== slot && x.slot !== next && x.slot !== this.current) || x.locale !== locale || !usable(x.slot)) this.discardSpare(x);
+    for (const x of [...this.spares]) if (x.slot !== slot || x.locale !== locale || !usable(x.slot)) this.discardSpare(x);
     if (this.closed || !usable(slot) || slot !== this.current) return;
-    this.spareLocale = { locale };
-    this.topUpSpares(slot, locale);
-    if (next) this.topUpSpares(next, locale);
-  }
-
-  private topUpSpares(slot: BrowserSlot, locale: string | undefined): void {
-    if (this.closed || !usable(slot)) return;
     const wanted = Math.min(this.opts.sparePages ?? MAX_SPARES, 2 * this.counters.activePages);
-    let have = this.spares.filter((x) => x.slot === slot).length;
+    let have = this.spares.length;
     while (have < wanted && slot.pages + have < this.opts.recycleAfterPages) {
       const job = new RenderJob(this, slot);
       slot.active++;
@@ -597,18 +575,6 @@ export class PageRenderer {
         }
         cur.pages++;
         cur.active++;
-        if (this.successor === null && this.opts.recycleAfterPages >= PRELAUNCH_MIN_RECYCLE && cur.pages >= this.opts.recycleAfterPages - PRELAUNCH_PAGES) {
-          const next = this.launchSlot();
-          this.successor = next;
-          next.then(
-            (slot) => {
-              if (this.successor !== next) return; // taken already
-              this.successorSlot = slot;
-              if (this.spareLocale) this.topUpSpares(slot, this.spareLocale.locale);
-            },
-            () => undefined, // seen by the acquire that takes it
-          );
-        }
         return cur;
       }
       if (cur && !cur.retired) {
@@ -616,15 +582,11 @@ export class PageRenderer {
         this.markDead(cur);
       }
       if (!this.launching) {
-        // the browser launched ahead, if any (a failed launch fails this page, as a launch now would)
-        const ahead = this.successor;
-        this.successor = null;
-        this.launching = (ahead ?? this.launchSlot()).finally(() => {
+        this.launching = this.launchSlot().finally(() => {
           this.launching = null;
         });
       }
       const slot = await this.launching;
-      if (this.successorSlot === slot) this.successorSlot = null;
       if (this.current === null || this.current.retired || this.current.dead) this.current = slot;
     }
   }
