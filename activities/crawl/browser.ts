@@ -311,7 +311,7 @@ interface BrowserSlot {
 
 let warnedFeatureDrift = false;
 
-/** At most this many spare pages are kept ready (one per page in flight). */
+/** At most this many spare pages are kept ready (two per page in flight). */
 const MAX_SPARES = 4;
 
 interface Spare {
@@ -529,7 +529,7 @@ export class PageRenderer {
   }
 
   /**
-   * Keeps as many spares ready on the current browser as pages are being rendered (at most
+   * Keeps twice as many spares ready on the current browser as pages are being rendered (at most
    * MAX_SPARES), never more than the pages the browser has left before it is recycled. Spares of
    * another browser or locale are closed.
    */
