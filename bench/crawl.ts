@@ -194,7 +194,7 @@ async function main() {
       log(
         `ours is slower: ours keeps ${(o.cpuSeconds / o.seconds).toFixed(2)} cores busy at ${(o.cpuSeconds / o.pages).toFixed(2)} CPU s a page, crawlee ${(c.cpuSeconds / c.seconds).toFixed(2)} at ${(c.cpuSeconds / c.pages).toFixed(2)}. ` +
           `Each of our pages takes ${((ph.total ?? 0) / 1000).toFixed(2)} s: setup ${(ph.setup ?? 0).toFixed(0)} ms (a spare context prepared ahead), navigation ${(ph.navigation ?? 0).toFixed(0)}, load ${(ph.load ?? 0).toFixed(0)}, ` +
-          `scroll ${(ph.scroll ?? 0).toFixed(0)} and settle ${(ph.settle ?? 0).toFixed(0)} (150 ms with nothing loading after the scroll), extract ${(ph.extract ?? 0).toFixed(0)}; ` +
+          `scroll ${(ph.scroll ?? 0).toFixed(0)} and settle ${(ph.settle ?? 0).toFixed(0)} (a page is scrolled only when something on it could respond, and waits for a quiet window only when it could still change), extract ${(ph.extract ?? 0).toFixed(0)} (the settle probe's look, the load event awaited in the page); ` +
           'in a fresh context behind its own guarded proxy, where crawlee returns at the load event in one shared context. ' +
           (extras.length ? 'The context runs above show each part of that.' : 'BENCH_EXTRAS (default on) runs the context runs that show each part of that.'),
       );
