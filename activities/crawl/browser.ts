@@ -1,7 +1,9 @@
 /**
  * The browser layer of the crawl stage: render one page in Debian's Chromium (driven by
  * playwright-core), scroll it so lazy loaders fire, let the network settle, and return the rendered
- * DOM's extraction (extract-images.ts) with the live facts of its images. No Temporal, no database:
+ * DOM's extraction (extract-images.ts) with the live facts of its images. A page where nothing could
+ * respond to scrolling is not scrolled, and one where nothing could change after its load event is
+ * read at once (the settle probe, dom-facts.ts). No Temporal, no database:
  * the `mella-browser` activity owns one `PageRenderer` per worker process and feeds it URLs from the
  * frontier. docs/crawl.md ("Browser rendering") describes the behaviour; the comments here say where
  * each rule is applied.
