@@ -330,8 +330,9 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
     expect(always.scroll.skipped).toBe(false);
     expect(always.scroll.stops).toBeGreaterThan(0);
 
-    // an intersection observer installed by a script the load handler adds
-    const late = ok(await renderer.render(`${srv.base}/late-loader`));
+    // an intersection observer installed by a script the load handler adds (a long quiet window, so a
+    // busy machine's late timers still fall inside it)
+    const late = ok(await renderer.render(`${srv.base}/late-loader`, { idleQuietMs: 1000 }));
     expect(late.scroll.skipped).toBe(false);
     expect(late.scroll.stops).toBeGreaterThan(0);
     const lateImgs = late.extraction.images.filter((i) => i.alt?.startsWith('late '));
@@ -340,7 +341,7 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
 
     // nothing listens, but scripts could still change the page: the quiet window after the load
     for (const [path, alt, width] of [['/scripted-plain', 'added by a script', 92], ['/inline-handler', 'added inline', 94]] as const) {
-      const r = ok(await renderer.render(`${srv.base}${path}`));
+      const r = ok(await renderer.render(`${srv.base}${path}`, { idleQuietMs: 1000 }));
       expect(r).toMatchObject({ staticPage: false, scroll: { stops: 0, skipped: true } });
       const added = r.extraction.images.find((i) => i.alt === alt);
       expect(added?.url).toBe(`${srv.base}/img/${path === '/inline-handler' ? 'inline' : 'added'}.png?w=${width}`);
