@@ -104,9 +104,9 @@ function site(base: string, priv: string): Record<string, (req: http.IncomingMes
       `<div style="height:3000px" id="box">tall</div><img src="/img/first.png?w=93" alt="first"
         onload="setTimeout(() => { const img = document.createElement('img'); img.src = '/img/inline.png?w=94'; img.alt = 'added inline'; document.body.appendChild(img); }, 40)">`,
     ),
-    // a meta refresh moves on to another page after the load: the page it leads to is read (the
-    // refresh may already have happened when the page is first looked at)
-    '/refresh': page('<p>moving</p>', '<meta http-equiv="refresh" content="0; url=/tall-plain">'),
+    // a meta refresh moves on to another page a second after the load: the page waits for its quiet
+    // window (read at once, it would be this page), and the page the refresh leads to is read
+    '/refresh': page('<p>moving</p>', '<meta http-equiv="refresh" content="1; url=/tall-plain">'),
     // native lazy loading far down the page: loaded only when scrolled near
     '/native-lazy': page(Array.from({ length: 6 }, (_, i) => `<div style="height:1400px">part ${i}</div><img loading="lazy" src="/img/native-${i}.png?w=${80 + i}" alt="native ${i}" width="80" height="40">`).join('\n')),
     // a scroll-event loader like lazysizes: a throttled handler (125 ms, trailing call only) that
@@ -347,9 +347,10 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
       expect(added?.url).toBe(`${srv.base}/img/${path === '/inline-handler' ? 'inline' : 'added'}.png?w=${width}`);
       expect(r.dom[added!.url]).toMatchObject({ naturalWidth: width, complete: true });
     }
-    const refreshed = ok(await renderer.render(`${srv.base}/refresh`));
+    const refreshed = ok(await renderer.render(`${srv.base}/refresh`, { idleQuietMs: 1500, settleMs: 4000 }));
     expect(refreshed.finalUrl).toBe(`${srv.base}/tall-plain`);
     expect(refreshed.extraction.images.map((i) => i.alt)).toContain('plain 5');
+    expect(refreshed.staticPage).toBe(false);
 
     // native loading=lazy
     const native = ok(await renderer.render(`${srv.base}/native-lazy`));

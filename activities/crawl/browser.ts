@@ -971,8 +971,7 @@ class RenderJob {
     // change waits for its quiet window and is asked again (a script that arrived meanwhile may
     // listen). dom-facts.ts has the rules. Without the probe (or when it fails) the load event is
     // awaited here, and the page scrolled.
-    let scroll = this.o.scrollSteps > 0;
-    const probing = scroll && !this.o.alwaysScroll;
+    const probing = this.o.scrollSteps > 0 && !this.o.alwaysScroll;
     let probe: SettleProbe | null = null;
     t = Date.now();
     const loadBound = Math.max(1, Math.min(this.o.settleMs, this.remaining()));
@@ -995,31 +994,27 @@ class RenderJob {
     let scrollStops = 0;
     let raw: RawPageFacts | null = null;
     let staticPage = false;
-    if (probe !== null) {
-      if (probe.kind === 'facts') {
-        staticPage = true;
-        settled = this.inflight.size === 0;
-      }
-      if (probe.kind === 'changeable') {
-        t = Date.now();
-        settled = await this.waitForNetworkIdle(settleEnd - Date.now());
-        this.timings.settleMs += Date.now() - t;
-        if (this.stopped) return this.stopped;
-        t = Date.now();
-        probe = (await page.evaluate(settleProbeExpression(this.o.maxPageBytes, true)).catch(() => null)) as SettleProbe | null;
-        if (this.stopped) return this.stopped;
-        this.timings[probe?.kind === 'facts' ? 'extractMs' : 'scrollMs'] += Date.now() - t;
-      }
-      if (probe?.kind === 'facts') {
-        raw = probe.facts;
-        scroll = false;
-      }
+    if (probe?.kind === 'facts') {
+      staticPage = true;
+      settled = this.inflight.size === 0;
+    } else if (probe?.kind === 'changeable') {
+      t = Date.now();
+      settled = await this.waitForNetworkIdle(settleEnd - Date.now());
+      this.timings.settleMs += Date.now() - t;
+      if (this.stopped) return this.stopped;
+      t = Date.now();
+      probe = (await page.evaluate(settleProbeExpression(this.o.maxPageBytes, true)).catch(() => null)) as SettleProbe | null;
+      if (this.stopped) return this.stopped;
+      this.timings[probe?.kind === 'facts' ? 'extractMs' : 'scrollMs'] += Date.now() - t;
     }
+    if (probe?.kind === 'facts') raw = probe.facts;
+    // read by the probe: not scrolled, for want of anything that could respond
+    const scrollSkipped = raw !== null;
     // Scroll to the bottom (the last stop has no dwell of its own: the quiet window after it is
     // one), then wait until nothing has loaded for the quiet window since the later of the last
     // network event and the end of the scroll. A document that grew meanwhile is scrolled again,
     // within the same number of stops and the same settle bound.
-    let stopsLeft = scroll ? this.o.scrollSteps : 0;
+    let stopsLeft = this.o.scrollSteps;
     for (let round = 0; raw === null; round++) {
       let scrolledStops = 0;
       if (stopsLeft > 0) {
@@ -1086,7 +1081,7 @@ class RenderJob {
         settled,
         proxyErrors,
       },
-      scroll: { stops: scrollStops, skipped: this.o.scrollSteps > 0 && scrollStops === 0 && !scroll },
+      scroll: { stops: scrollStops, skipped: scrollSkipped },
       staticPage,
       timings: this.timings,
     };

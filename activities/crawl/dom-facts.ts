@@ -171,7 +171,7 @@ const CHANGEABLE_FUNCTION = `() => {
 /**
  * The look at a loaded page that decides what the renderer still does (in-page). It first waits for
  * the load event, at most `args.loadWaitMs` (0: not at all), in the page itself: one DevTools round
- * trip less than waiting for it in Node and then asking. Then: `listened` (with the reason) when
+ * trip less than waiting for it in Node and then asking. Then: `listened` when
  * something could respond to scrolling; else `changeable` when the page could still change and
  * `args.final` is not set; else the page facts (FACTS_FUNCTION), in the same call.
  */
@@ -184,14 +184,13 @@ const SETTLE_PROBE_FUNCTION = `async (args) => {
     });
   }
   const loadWaitedMs = Math.round(performance.now() - waitStart);
-  const reason = (${SCROLL_REASON_FUNCTION})();
-  if (reason !== null) return { kind: 'listened', reason, loadWaitedMs };
+  if ((${SCROLL_REASON_FUNCTION})() !== null) return { kind: 'listened', loadWaitedMs };
   if (!args.final && (${CHANGEABLE_FUNCTION})()) return { kind: 'changeable', loadWaitedMs };
   return { kind: 'facts', facts: (${FACTS_FUNCTION})(args), loadWaitedMs };
 }`;
 
 /** What the settle probe returns; `loadWaitedMs`: how long it waited for the load event. */
-export type SettleProbe = ({ kind: 'listened'; reason: string } | { kind: 'changeable' } | { kind: 'facts'; facts: RawPageFacts }) & { loadWaitedMs: number };
+export type SettleProbe = ({ kind: 'listened' } | { kind: 'changeable' } | { kind: 'facts'; facts: RawPageFacts }) & { loadWaitedMs: number };
 
 /**
  * The settle probe (SETTLE_PROBE_FUNCTION) for a page prepared with SCROLL_LISTENERS_INIT_SCRIPT:
