@@ -8,8 +8,10 @@
  *   - warc: `readWarcHtml` + `extractImages` over `spec.warcFile`.
  */
 import fs from 'node:fs';
-import { PageRenderer, CHROMIUM_ARGS, type RenderResult } from '../activities/crawl/browser';
-import { processTreeMemory, resolveChromiumExecutable } from '../activities/crawl/chromium-process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { PageRenderer, chromiumArgs, type RenderResult } from '../activities/crawl/browser';
+import { resolveChromiumExecutable } from '../activities/crawl/chromium-process';
 import { crawlConfigSchema } from '../activities/crawl/config';
 import { scrollExpression } from '../activities/crawl/dom-facts';
 import { extractImages, type PageExtraction } from '../activities/crawl/extract-images';
@@ -22,34 +24,29 @@ function nodePeakRss(): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
 }
 
-/** RSS and PSS of this process and all its descendants (Node + every Chromium process), sampled. */
+/**
+ * RSS and PSS of this process and all its descendants (Node + every Chromium process), sampled every
+ * 200 ms on a worker thread (bench/crawl-memory.ts), so that the /proc reads never block the event loop
+ * the measured crawler runs on.
+ */
 class TreeMemory {
-  peakRss = 0;
-  peakPss = 0;
-  private windowRss = 0;
-  private windowPss = 0;
-  readonly marks: Mark[] = [];
-  private readonly timer: NodeJS.Timeout;
-  constructor() {
-    this.timer = setInterval(() => this.sample(), 200);
-    this.sample();
+  // A worker does not take tsx's loader from `--import` on Node 20: it loads the TypeScript file through tsx's API.
+  private readonly worker = new Worker(
+    new URL(`data:text/javascript,${encodeURIComponent(`import { tsImport } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; await tsImport(${JSON.stringify(new URL('./crawl-memory.ts', import.meta.url).href)}, import.meta.url);`)}`),
+    { workerData: { pid: process.pid } },
+  );
+  mark(pages: number) {
+    this.worker.postMessage({ mark: pages });
   }
   sample() {
-    const m = processTreeMemory(process.pid);
-    this.peakRss = Math.max(this.peakRss, m.rssBytes);
-    this.peakPss = Math.max(this.peakPss, m.pssBytes);
-    this.windowRss = Math.max(this.windowRss, m.rssBytes);
-    this.windowPss = Math.max(this.windowPss, m.pssBytes);
-    return m;
+    this.worker.postMessage({ sample: true });
   }
-  mark(pages: number) {
-    const m = this.sample();
-    this.marks.push({ pages, rss: m.rssBytes, pss: m.pssBytes, peakRss: this.windowRss, peakPss: this.windowPss });
-    this.windowRss = 0;
-    this.windowPss = 0;
-  }
-  stop() {
-    clearInterval(this.timer);
+  stop(): Promise<{ peakRss: number; peakPss: number; marks: Mark[] }> {
+    return new Promise((resolve, reject) => {
+      this.worker.once('message', resolve);
+      this.worker.once('error', reject);
+      this.worker.postMessage({ stop: true });
+    });
   }
 }
 
@@ -117,7 +114,7 @@ async function crawlee(done: () => void): Promise<Pick<ChildResult, 'launches'>>
         launcher: chromium,
         useIncognitoPages: spec.mode === 'crawlee-incognito',
         // the same binary and switches as ours (resolveChromiumExecutable looks through Debian's launcher script)
-        launchOptions: { executablePath: resolveChromiumExecutable().path, headless: true, args: [...CHROMIUM_ARGS] },
+        launchOptions: { executablePath: resolveChromiumExecutable().path, headless: true, args: chromiumArgs(resolveChromiumExecutable()) },
       },
       minConcurrency: spec.concurrency,
       maxConcurrency: spec.concurrency,
@@ -173,6 +170,10 @@ async function warc(): Promise<Pick<ChildResult, 'records' | 'launches'>> {
 }
 
 const started = performance.now();
+const cpu0 = process.cpuUsage();
+const elu0 = performance.eventLoopUtilization();
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 const mem = new TreeMemory();
 let extra: Partial<ChildResult>;
 const marks = new Set(spec.marks);
@@ -184,7 +185,9 @@ if (spec.mode === 'warc') extra = await warc();
 else if (spec.mode === 'ours' || spec.mode === 'ours-noscroll') extra = await ours(mem, done);
 else extra = await crawlee(done);
 const seconds = (performance.now() - started) / 1000;
-mem.stop();
+const memory = await mem.stop();
+loopDelay.disable();
+const nodeCpu = process.cpuUsage(cpu0);
 // own + reaped children's CPU (Chromium's processes are all closed and reaped by now)
 const stat = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
 const cpuSeconds = (Number(stat[11]) + Number(stat[12]) + Number(stat[13]) + Number(stat[14])) / 100;
@@ -198,11 +201,14 @@ const result: ChildResult = {
   withAlt: totals.withAlt,
   withFigcaption: totals.withFigcaption,
   links: totals.links,
-  peakRss: mem.peakRss,
-  peakPss: mem.peakPss,
+  peakRss: memory.peakRss,
+  peakPss: memory.peakPss,
   nodePeakRss: nodePeakRss(),
   cpuSeconds,
-  marks: mem.marks,
+  marks: memory.marks,
+  nodeCpuSeconds: (nodeCpu.user + nodeCpu.system) / 1e6,
+  eventLoopUtilization: performance.eventLoopUtilization(elu0).utilization,
+  eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
   launches: extra.launches ?? null,
   ...(extra.phases ? { phases: extra.phases } : {}),
   ...(extra.records !== undefined ? { records: extra.records } : {}),

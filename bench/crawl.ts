@@ -29,6 +29,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { resolveChromiumExecutable } from '../activities/crawl/chromium-process';
 import { tsEntryArgs } from '../infra/node-process';
 import { PROJECT_ROOT } from '../infra/paths';
 import { startBenchSite, writeSyntheticWarc, IMAGES_PER_PAGE } from './crawl-site';
@@ -79,6 +80,10 @@ export interface ChildResult {
   marks: Mark[];
   /** CPU seconds of the child and every descendant (user + system). */
   cpuSeconds: number;
+  /** CPU seconds of the child's Node process alone (all its threads), its main thread's event-loop utilization, and event-loop delay. */
+  nodeCpuSeconds: number;
+  eventLoopUtilization: number;
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
   /** Chromium launches (first + recycles) where known. */
   launches: number | null;
   /** Per-page render phases (ours), mean ms. */
@@ -118,7 +123,7 @@ function describe(label: string, r: ChildResult) {
   );
   log(`    at pages ${r.marks.map((m) => `${m.pages}: RSS ${mib(m.rss)} / PSS ${mib(m.pss)} (window peak ${mib(m.peakRss)} / ${mib(m.peakPss)})`).join('; ')}`);
   if (r.phases) log(`    mean per page (ms): ${Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
-  log(`    CPU seconds (Node + Chromium): ${r.cpuSeconds.toFixed(1)} = ${(r.cpuSeconds / r.pages).toFixed(2)} s a page`);
+  log(`    CPU seconds (Node + Chromium): ${r.cpuSeconds.toFixed(1)} = ${(r.cpuSeconds / r.pages).toFixed(2)} s a page; Node alone ${r.nodeCpuSeconds.toFixed(1)} = ${(r.nodeCpuSeconds / r.pages * 1000).toFixed(0)} ms a page, its event loop busy ${(r.eventLoopUtilization * 100).toFixed(0)}%, loop delay p50 ${r.eventLoopDelayMs.p50.toFixed(0)} / p99 ${r.eventLoopDelayMs.p99.toFixed(0)} / max ${r.eventLoopDelayMs.max.toFixed(0)} ms`);
   if (Object.keys(r.failed).length) log(`    failures: ${JSON.stringify(r.failed)}`);
 }
 
@@ -126,7 +131,7 @@ async function main() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'mella-bench-crawl-'));
   const site = await startBenchSite(PAGES);
   try {
-    log(`bench:crawl on ${os.cpus().length} cores; ${PAGES} pages x ${IMAGES_PER_PAGE} images on ${site.origin}; ${CONCURRENCY} pages in flight; ${ROUNDS} round(s); Chromium ${fs.realpathSync('/usr/lib/chromium/chromium')}`);
+    log(`bench:crawl on ${os.cpus().length} cores; ${PAGES} pages x ${IMAGES_PER_PAGE} images on ${site.origin}; ${CONCURRENCY} pages in flight; ${ROUNDS} round(s); Chromium ${resolveChromiumExecutable().path}`);
     let n = 0;
     const spec = (mode: Mode, urls = site.urls): ChildSpec => {
       n++;
