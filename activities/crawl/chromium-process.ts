@@ -10,33 +10,51 @@ import fs from 'node:fs';
 export interface ChromiumExecutable {
   /** What is launched. */
   path: string;
-  /** Where it came from: the `executablePath` option, `MELLA_CHROMIUM_PATH`, `/usr/bin/chromium`, or `which chromium`. */
+  /** Where it came from: the `executablePath` option, `MELLA_CHROMIUM_PATH`, Debian's headless shell, `/usr/bin/chromium`, or `which chromium`. */
   source: 'option' | 'env' | 'default' | 'path';
   /** The launcher script that was looked through (Debian's /usr/bin/chromium), when one was. */
   launcher?: string;
+  /**
+   * Chromium's headless shell (the "old headless" build, Debian's `chromium-headless-shell`, what
+   * Playwright itself runs headless pages in), told by the file name: it has no popup blocker, so
+   * `chromiumArgs` adds `--block-new-web-contents`.
+   */
+  headlessShell: boolean;
 }
 
 /** Debian's launcher is a shell script that sources /etc/chromium.d and then execs this binary. */
 const DEBIAN_BINARY = '/usr/lib/chromium/chromium';
+/** Debian's `chromium-headless-shell` package (same source and release as `chromium`); /usr/bin/chromium-headless-shell only execs it. */
+const DEBIAN_HEADLESS_SHELL = '/usr/lib/chromium/chromium-headless-shell';
+
+/** Whether a Chromium executable is the headless shell, by its file name (`chromium-headless-shell`, `headless_shell`, `chrome-headless-shell`). */
+export function isHeadlessShell(executable: string): boolean {
+  return /headless[-_]shell$/.test(executable.split('/').pop() ?? '');
+}
 
 /**
- * The option, else `MELLA_CHROMIUM_PATH`, else `/usr/bin/chromium`, else `which chromium`. An explicit
- * path (option or environment) is used as given. A path found by default that is Debian's launcher
+ * The option, else `MELLA_CHROMIUM_PATH`, else Debian's headless shell
+ * (`/usr/lib/chromium/chromium-headless-shell`), else `/usr/bin/chromium`, else `which chromium`.
+ * An explicit path (option or environment) is used as given. The headless shell comes first: it is
+ * the same Chromium without the desktop browser around it (no window, tab strip or profile services
+ * per page), and a crawl page with a fresh context costs it about a third less (docs/crawl.md,
+ * "Browser lifecycle"). A path found by default that is Debian's launcher
  * script is replaced by the binary it execs: the script sources /etc/chromium.d, which adds switches
  * we do not want in a crawler (`--enable-remote-extensions`, an empty `--load-extension`, GPU
  * rasterization) and prints a shell error on every start.
  * @throws Error when nothing is found.
  */
 export function resolveChromiumExecutable(explicit?: string): ChromiumExecutable {
-  if (explicit) return { path: explicit, source: 'option' };
+  if (explicit) return { path: explicit, source: 'option', headlessShell: isHeadlessShell(explicit) };
   const env = process.env.MELLA_CHROMIUM_PATH;
-  if (env) return { path: env, source: 'env' };
+  if (env) return { path: env, source: 'env', headlessShell: isHeadlessShell(env) };
+  if (isExecutable(DEBIAN_HEADLESS_SHELL)) return { path: DEBIAN_HEADLESS_SHELL, source: 'default', headlessShell: true };
   let found: ChromiumExecutable | null = null;
-  if (isExecutable('/usr/bin/chromium')) found = { path: '/usr/bin/chromium', source: 'default' };
+  if (isExecutable('/usr/bin/chromium')) found = { path: '/usr/bin/chromium', source: 'default', headlessShell: false };
   else {
     try {
       const which = execFileSync('which', ['chromium'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-      if (which) found = { path: which, source: 'path' };
+      if (which) found = { path: which, source: 'path', headlessShell: false };
     } catch {
       // not on PATH
     }
@@ -45,7 +63,7 @@ export function resolveChromiumExecutable(explicit?: string): ChromiumExecutable
     throw new Error('no Chromium found: set MELLA_CHROMIUM_PATH or install Debian\'s chromium (apt-get install -y chromium)');
   }
   if (isDebianLauncher(found.path) && isExecutable(DEBIAN_BINARY)) {
-    return { path: DEBIAN_BINARY, source: found.source, launcher: found.path };
+    return { path: DEBIAN_BINARY, source: found.source, launcher: found.path, headlessShell: false };
   }
   return found;
 }
