@@ -196,6 +196,8 @@ function site(base: string, priv: string): Record<string, (req: http.IncomingMes
 interface Servers {
   base: string;
   priv: string;
+  /** TCP connections accepted so far (both servers). */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -221,6 +223,7 @@ async function startServers(): Promise<Servers> {
   };
   const servers: http.Server[] = [];
   const sockets = new Set<net.Socket>();
+  let accepted = 0;
   const listen = async (host: string): Promise<string> => {
     const server = http.createServer((req, res) => void handler(req, res));
     server.on('upgrade', (req, socket: net.Socket) => {
@@ -228,6 +231,7 @@ async function startServers(): Promise<Servers> {
       socket.destroy();
     });
     server.on('connection', (s: net.Socket) => {
+      accepted++;
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
     });
@@ -241,6 +245,7 @@ async function startServers(): Promise<Servers> {
   return {
     base,
     priv,
+    connections: () => accepted,
     close: async () => {
       for (const s of sockets) s.destroy();
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
@@ -490,6 +495,33 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
     expect(ok(b).extraction.images[0]!.alt).toBe('simple');
     expect(ok(c).extraction.images.length).toBeGreaterThan(8);
     expect(renderer.stats().activePages).toBe(0);
+  });
+
+  it('reuses origin connections across the pages of a site, and a page\'s budget cut leaves the pooled connections of the others alone', async () => {
+    const r = await PageRenderer.launch({ allowPrivateNetworks: ['127.0.0.1/32'] });
+    try {
+      let before = srv.connections();
+      const requestsBefore = hits.length;
+      ok(await r.render(`${srv.base}/simple`, FAST));
+      const first = { connections: srv.connections() - before, requests: hits.length - requestsBefore };
+      before = srv.connections();
+      const requestsAgain = hits.length;
+      for (let i = 0; i < 3; i++) ok(await r.render(`${srv.base}/simple`, FAST));
+      const again = { connections: srv.connections() - before, requests: hits.length - requestsAgain };
+      console.log(`origin connections: first page ${first.connections} for ${first.requests} requests; next 3 pages ${again.connections} for ${again.requests}`);
+      expect(first.connections).toBeGreaterThan(0);
+      // each page has its own context and proxy, but the renderer's pool kept the first page's connections
+      expect(again.requests).toBeGreaterThanOrEqual(6);
+      expect(again.connections).toBe(0);
+
+      // a page that spends its budget cuts only the connections its own requests use
+      const [heavy, simple] = await Promise.all([r.render(`${srv.base}/heavy`, { ...FAST, maxPageBytes: 300_000 }), r.render(`${srv.base}/simple`, FAST)]);
+      expect(ok(heavy).truncated).toBe(true);
+      expect(ok(simple).extraction.images[0]!.alt).toBe('simple');
+      expect(ok(await r.render(`${srv.base}/simple`, FAST)).extraction.images[0]!.alt).toBe('simple');
+    } finally {
+      await r.close();
+    }
   });
 
   it('relaunches after a killed browser: between renders the next page works, during a render that page is browser_crashed', async () => {

@@ -26,13 +26,14 @@
 import { randomUUID } from 'node:crypto';
 import dns from 'node:dns';
 import net from 'node:net';
+import type { Agent } from 'node:http';
 import { chromium, errors as playwrightErrors } from 'playwright-core';
 import type { Browser, BrowserContext, CDPSession, Page, Request, Response, Route } from 'playwright-core';
 import { AddressGuard } from '../shared/address-guard';
 import { droppedDisabledFeatures, findBrowserPid, isAlive, isRunning, processTreeMemory, resolveChromiumExecutable, type ChromiumExecutable } from './chromium-process';
 import { factsExpression, keyDomFacts, scrollExpression, settleProbeExpression, SCROLL_LISTENERS_INIT_SCRIPT, type ImageDomFacts, type RawPageFacts, type SettleProbe } from './dom-facts';
 import { extractImages, type ExtractOptions, type PageExtraction } from './extract-images';
-import { GuardProxy, joinHostPort, type ProxyEvent } from './guard-proxy';
+import { GuardProxy, joinHostPort, originAgent, type ProxyEvent } from './guard-proxy';
 import { DEFAULT_USER_AGENT } from './robots';
 import { parseRetryAfter } from '../ingest/fetch-image';
 
@@ -389,6 +390,13 @@ export class PageRenderer {
     this.guard = new AddressGuard(this.opts.allowPrivateNetworks); // throws TypeError for a bad CIDR
   }
 
+  /**
+   * Plain-HTTP connections to origins, kept alive across the pages of this renderer: each page has its
+   * own proxy (its budget, its refusals), but a site's next page reuses the connections its last page
+   * opened instead of opening as many new ones (guard-proxy.ts, `originAgent`).
+   */
+  private readonly origins = originAgent();
+
   /** Resolves the executable and launches the browser (so a broken setup fails here, not on the first page). */
   static async launch(options: Partial<BrowserPoolOptions> = {}): Promise<PageRenderer> {
     const renderer = new PageRenderer(options);
@@ -444,6 +452,7 @@ export class PageRenderer {
     await Promise.all([...this.teardowns]);
     this.current = null;
     await Promise.all([...this.slots].map((slot) => this.closeSlot(slot)));
+    this.origins.destroy();
   }
 
   /** Renders one page; see the file comment and docs/crawl.md. */
@@ -513,6 +522,11 @@ export class PageRenderer {
   /** @internal */
   get addressGuard(): AddressGuard {
     return this.guard;
+  }
+
+  /** @internal */
+  get originPool(): Agent {
+    return this.origins;
   }
 
   /** @internal */
@@ -895,6 +909,7 @@ class RenderJob {
     // events arrive late, and Page.stopLoading does not cancel every transfer in flight). `run`
     // sets the page's budget before navigating.
     this.proxy = await GuardProxy.start(this.owner.addressGuard, {
+      agent: this.owner.originPool,
       onBudgetExceeded: () => this.budgetSpent(),
     });
     const { userAgent, viewport } = this.owner.contextOptions;

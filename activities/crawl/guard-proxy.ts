@@ -27,7 +27,7 @@
  *   connection is cut and new ones are refused (`503`, `x-mella-proxy-error: budget`).
  *
  * One proxy serves one page (one BrowserContext) and is closed with it, which destroys every socket
- * it holds. It listens on 127.0.0.1 only, and it connects only to addresses the guard lets through,
+ * it holds (with a shared origin pool, `originAgent`: the origin connections its requests are using). It listens on 127.0.0.1 only, and it connects only to addresses the guard lets through,
  * so another local process that found its port could reach nothing it could not reach directly.
  */
 import http from 'node:http';
@@ -49,6 +49,24 @@ export interface GuardProxyOptions {
   maxBytesFromOrigins?: number;
   /** Called once when `maxBytesFromOrigins` is passed. */
   onBudgetExceeded?: () => void;
+  /**
+   * The keep-alive pool for plain-HTTP origin connections, shared by the proxies of one renderer
+   * (`originAgent()`), so that the pages of one site do not each open their own connections to it.
+   * The proxy holds a pooled connection only while one of its requests uses it: the budget cut and
+   * `close()` destroy the connections in use, never an idle one another page may take next. Default:
+   * a pool of the proxy's own, destroyed with it.
+   */
+  agent?: http.Agent;
+}
+
+/**
+ * A keep-alive pool for `GuardProxyOptions.agent`. Every connection in it was opened through some
+ * proxy's `AddressGuard.lookup` (all proxies of a renderer share one guard) and stays connected to
+ * the address that was checked. It carries no page state: cookies and credentials are headers that
+ * each page's own browser context sends.
+ */
+export function originAgent(idleTimeoutMs = 30_000): http.Agent {
+  return new http.Agent({ keepAlive: true, maxFreeSockets: 32, timeout: idleTimeoutMs });
 }
 
 export type ProxyRefusalReason = 'private_address' | 'dns_error' | 'connect_timeout' | 'network_error' | 'bad_request' | 'budget';
@@ -89,6 +107,8 @@ export class GuardProxy {
   private maxBytes: number;
   private readonly onBudgetExceeded: (() => void) | undefined;
   private readonly agent: http.Agent;
+  /** The agent is shared (options.agent): its connections are lent per request, not owned. */
+  private readonly sharedAgent: boolean;
   private readonly lookup: net.LookupFunction;
   private readonly connectTimeoutMs: number;
   private readonly idleTimeoutMs: number;
@@ -107,7 +127,8 @@ export class GuardProxy {
     this.onBudgetExceeded = options.onBudgetExceeded;
     this.lookup = guard.lookup();
     // Keep-alive to origins: a keyed socket was connected through the guard's lookup.
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 8, timeout: this.idleTimeoutMs });
+    this.sharedAgent = options.agent !== undefined;
+    this.agent = options.agent ?? new http.Agent({ keepAlive: true, maxSockets: 8, timeout: this.idleTimeoutMs });
   }
 
   /** Starts a proxy on 127.0.0.1 (an ephemeral port). */
@@ -146,7 +167,7 @@ export class GuardProxy {
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
-    this.agent.destroy();
+    if (!this.sharedAgent) this.agent.destroy();
     await done;
   }
 
@@ -203,6 +224,24 @@ export class GuardProxy {
     if (this.originSockets.has(socket)) return;
     this.originSockets.add(socket);
     socket.once('close', () => this.originSockets.delete(socket));
+  }
+
+  /**
+   * A pooled connection of a shared agent, held for one request: cut with this page's budget or
+   * close, and given back (untracked) when the request is done. Listeners go on the request, not on
+   * the socket, which outlives it.
+   */
+  private lendOrigin(socket: net.Socket, request: http.ClientRequest): void {
+    if (this.closed || this.overBudget) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    this.originSockets.add(socket);
+    request.once('close', () => {
+      this.sockets.delete(socket);
+      this.originSockets.delete(socket);
+    });
   }
 
   private refuse(event: ProxyEvent): void {
@@ -267,7 +306,8 @@ export class GuardProxy {
     upstream.on('socket', (socket: net.Socket) => {
       if (!socket.connecting) clearTimeout(connectTimer);
       else socket.once('connect', () => clearTimeout(connectTimer));
-      this.trackOrigin(socket);
+      if (this.sharedAgent) this.lendOrigin(socket, upstream);
+      else this.trackOrigin(socket);
     });
     upstream.setTimeout(this.idleTimeoutMs, () => upstream.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT' })));
     upstream.on('response', (up) => {
