@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import { resolveChromiumExecutable } from './crawl/chromium-process';
 
 export interface WorkerInfo {
   queue: string;
@@ -17,7 +18,15 @@ function gpus(): Promise<string | null> {
   );
 }
 
-const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
+/** The browser the crawl launches (activities/crawl/chromium-process.ts decides), or null when none is found. */
+function crawlChromium(): string | null {
+  try {
+    const e = resolveChromiumExecutable();
+    return fs.existsSync(e.path) ? `${e.path}${e.headlessShell ? ' (headless shell)' : ''}` : null;
+  } catch {
+    return null;
+  }
+}
 
 /** Builds the `describeWorker` activity of one queue: `mella dev status` asks each queue who polls it. */
 export function describeWorkerActivity(queue: string) {
@@ -25,7 +34,7 @@ export function describeWorkerActivity(queue: string) {
     const capabilities: WorkerInfo['capabilities'] = {};
     if (queue === 'mella-cpu') capabilities.cpus = String(os.cpus().length);
     if (queue === 'mella-browser') {
-      capabilities.chromium = process.env.CHROMIUM_PATH ?? CHROMIUM_PATHS.find((p) => fs.existsSync(p)) ?? null;
+      capabilities.chromium = crawlChromium();
     }
     if (queue === 'mella-llm') {
       capabilities.endpoint = process.env.OPENAI_BASE_URL ?? null;
