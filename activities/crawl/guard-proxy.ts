@@ -27,8 +27,9 @@
  *   connection is cut and new ones are refused (`503`, `x-mella-proxy-error: budget`).
  *
  * One proxy serves one page (one BrowserContext) and is closed with it, which destroys every socket
- * it holds (with a shared origin pool, `originAgent`: the origin connections its requests are using). It listens on 127.0.0.1 only, and it connects only to addresses the guard lets through,
- * so another local process that found its port could reach nothing it could not reach directly.
+ * it holds (with a shared origin pool, `originAgent`: the origin connections its requests are
+ * using). It listens on 127.0.0.1 only, and it connects only to addresses the guard lets through, so
+ * another local process that found its port could reach nothing it could not reach directly.
  */
 import http from 'node:http';
 import net from 'node:net';
