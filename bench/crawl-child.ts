@@ -107,6 +107,7 @@ async function crawlee(done: () => void): Promise<Pick<ChildResult, 'launches'>>
   const config = new Configuration({ persistStorage: false, purgeOnStart: true, storageClientOptions: { localDataDirectory: spec.storageDir, persistStorage: false } });
   const scroll = spec.mode === 'crawlee-scroll';
   const c = crawlConfigSchema.parse({});
+  const executable = resolveChromiumExecutable();
   let launches = 0;
   const crawler = new PlaywrightCrawler(
     {
@@ -114,7 +115,7 @@ async function crawlee(done: () => void): Promise<Pick<ChildResult, 'launches'>>
         launcher: chromium,
         useIncognitoPages: spec.mode === 'crawlee-incognito',
         // the same binary and switches as ours (resolveChromiumExecutable looks through Debian's launcher script)
-        launchOptions: { executablePath: resolveChromiumExecutable().path, headless: true, args: chromiumArgs(resolveChromiumExecutable()) },
+        launchOptions: { executablePath: executable.path, headless: true, args: chromiumArgs(executable) },
       },
       minConcurrency: spec.concurrency,
       maxConcurrency: spec.concurrency,

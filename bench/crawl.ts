@@ -30,6 +30,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveChromiumExecutable } from '../activities/crawl/chromium-process';
+import { machineJiffies } from './machine-cpu';
 import { tsEntryArgs } from '../infra/node-process';
 import { PROJECT_ROOT } from '../infra/paths';
 import { startBenchSite, writeSyntheticWarc, IMAGES_PER_PAGE } from './crawl-site';
@@ -78,8 +79,15 @@ export interface ChildResult {
   /** This Node process alone (VmHWM). */
   nodePeakRss: number;
   marks: Mark[];
-  /** CPU seconds of the child and every descendant (user + system). */
+  /**
+   * CPU seconds of the child and the descendants it reaped (user + system). Chromium's renderers are
+   * forked by its zygote and never reach these counters: `machineCpuSeconds` is the whole cost.
+   */
   cpuSeconds: number;
+  /** Busy CPU seconds of the whole machine while the child ran (set by the parent; the bench site included). */
+  machineCpuSeconds?: number;
+  /** Their share of all cores' time. */
+  machineBusy?: number;
   /** CPU seconds of the child's Node process alone (all its threads), its main thread's event-loop utilization, and event-loop delay. */
   nodeCpuSeconds: number;
   eventLoopUtilization: number;
@@ -96,6 +104,7 @@ function runChild(spec: ChildSpec): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
     const specFile = `${spec.resultFile}.spec.json`;
     fs.writeFileSync(specFile, JSON.stringify(spec));
+    const cpu0 = machineJiffies();
     const p = spawn(process.execPath, tsEntryArgs('bench/crawl-child.ts', [specFile]), { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let tail = '';
     const keep = (d: Buffer) => (tail = (tail + d).slice(-4000));
@@ -103,7 +112,12 @@ function runChild(spec: ChildSpec): Promise<ChildResult> {
     p.stderr!.on('data', keep);
     p.once('exit', (code) => {
       if (code !== 0 || !fs.existsSync(spec.resultFile)) return reject(new Error(`crawl child (${spec.mode}) exited ${code}: ${tail}`));
-      resolve(JSON.parse(fs.readFileSync(spec.resultFile, 'utf8')) as ChildResult);
+      const cpu1 = machineJiffies();
+      const r = JSON.parse(fs.readFileSync(spec.resultFile, 'utf8')) as ChildResult;
+      // the child's whole run, start-up included (its result's seconds time the crawl alone)
+      r.machineCpuSeconds = (cpu1.busy - cpu0.busy) / 100;
+      r.machineBusy = cpu1.total > cpu0.total ? (cpu1.busy - cpu0.busy) / (cpu1.total - cpu0.total) : 0;
+      resolve(r);
     });
   });
 }
@@ -123,7 +137,10 @@ function describe(label: string, r: ChildResult) {
   );
   log(`    at pages ${r.marks.map((m) => `${m.pages}: RSS ${mib(m.rss)} / PSS ${mib(m.pss)} (window peak ${mib(m.peakRss)} / ${mib(m.peakPss)})`).join('; ')}`);
   if (r.phases) log(`    mean per page (ms): ${Object.entries(r.phases).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
-  log(`    CPU seconds (Node + Chromium): ${r.cpuSeconds.toFixed(1)} = ${(r.cpuSeconds / r.pages).toFixed(2)} s a page; Node alone ${r.nodeCpuSeconds.toFixed(1)} = ${(r.nodeCpuSeconds / r.pages * 1000).toFixed(0)} ms a page, its event loop busy ${(r.eventLoopUtilization * 100).toFixed(0)}%, loop delay p50 ${r.eventLoopDelayMs.p50.toFixed(0)} / p99 ${r.eventLoopDelayMs.p99.toFixed(0)} / max ${r.eventLoopDelayMs.max.toFixed(0)} ms`);
+  if (r.machineCpuSeconds !== undefined) {
+    log(`    machine CPU while the child ran (start-up and the bench site included): ${r.machineCpuSeconds.toFixed(1)} s = ${(r.machineCpuSeconds / r.pages).toFixed(2)} s a page, ${(100 * (r.machineBusy ?? 0)).toFixed(0)}% of ${os.cpus().length} cores`);
+  }
+  log(`    CPU seconds reaped (Node + the Chromium processes it reaped, renderers not counted): ${r.cpuSeconds.toFixed(1)}; Node alone ${r.nodeCpuSeconds.toFixed(1)} = ${(r.nodeCpuSeconds / r.pages * 1000).toFixed(0)} ms a page, its event loop busy ${(r.eventLoopUtilization * 100).toFixed(0)}%, loop delay p50 ${r.eventLoopDelayMs.p50.toFixed(0)} / p99 ${r.eventLoopDelayMs.p99.toFixed(0)} / max ${r.eventLoopDelayMs.max.toFixed(0)} ms`);
   if (Object.keys(r.failed).length) log(`    failures: ${JSON.stringify(r.failed)}`);
 }
 
@@ -197,7 +214,7 @@ async function main() {
     if (ratio < 1) {
       const ph = o.phases ?? {};
       log(
-        `ours is slower: ours keeps ${(o.cpuSeconds / o.seconds).toFixed(2)} cores busy at ${(o.cpuSeconds / o.pages).toFixed(2)} CPU s a page, crawlee ${(c.cpuSeconds / c.seconds).toFixed(2)} at ${(c.cpuSeconds / c.pages).toFixed(2)}. ` +
+        `ours is slower: the machine's CPU was ${(100 * (o.machineBusy ?? 0)).toFixed(0)}% busy during ours at ${((o.machineCpuSeconds ?? 0) / o.pages).toFixed(2)} CPU s a page, ${(100 * (c.machineBusy ?? 0)).toFixed(0)}% during crawlee at ${((c.machineCpuSeconds ?? 0) / c.pages).toFixed(2)}. ` +
           `Each of our pages takes ${((ph.total ?? 0) / 1000).toFixed(2)} s: setup ${(ph.setup ?? 0).toFixed(0)} ms (a spare context prepared ahead), navigation ${(ph.navigation ?? 0).toFixed(0)}, load ${(ph.load ?? 0).toFixed(0)}, ` +
           `scroll ${(ph.scroll ?? 0).toFixed(0)} and settle ${(ph.settle ?? 0).toFixed(0)} (a page is scrolled only when something on it could respond, and waits for a quiet window only when it could still change), extract ${(ph.extract ?? 0).toFixed(0)} (the settle probe's look, the load event awaited in the page); ` +
           'in a fresh context behind its own guarded proxy, where crawlee returns at the load event in one shared context. ' +

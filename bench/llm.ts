@@ -28,6 +28,7 @@ import { PROJECT_ROOT } from '../infra/paths';
 import { startSampleServer, type SampleServer } from '../infra/sample-site/server';
 import { freePort } from '../infra/stack/ports';
 import { startStack } from '../infra/stack/stack';
+import { machineJiffies } from './machine-cpu';
 
 const N = Number(process.env.BENCH_CAPTIONS ?? 5_000);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 200);
@@ -85,17 +86,6 @@ function cpuSeconds(pid: number): number {
     return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICKS;
   } catch {
     return 0;
-  }
-}
-
-/** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
-function machineJiffies(): { busy: number; total: number } {
-  try {
-    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
-    const total = f.reduce((a, b) => a + b, 0);
-    return { busy: total - f[3]! - f[4]!, total };
-  } catch {
-    return { busy: 0, total: 0 };
   }
 }
 

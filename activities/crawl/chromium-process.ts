@@ -28,7 +28,7 @@ const DEBIAN_BINARY = '/usr/lib/chromium/chromium';
 const DEBIAN_HEADLESS_SHELL = '/usr/lib/chromium/chromium-headless-shell';
 
 /** Whether a Chromium executable is the headless shell, by its file name (`chromium-headless-shell`, `headless_shell`, `chrome-headless-shell`). */
-export function isHeadlessShell(executable: string): boolean {
+function isHeadlessShell(executable: string): boolean {
   return /headless[-_]shell$/.test(executable.split('/').pop() ?? '');
 }
 

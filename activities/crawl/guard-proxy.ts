@@ -108,8 +108,8 @@ export class GuardProxy {
   private maxBytes: number;
   private readonly onBudgetExceeded: (() => void) | undefined;
   private readonly agent: http.Agent;
-  /** The agent is shared (options.agent): its connections are lent per request, not owned. */
-  private readonly sharedAgent: boolean;
+  /** The agent was made for this proxy alone (no options.agent): destroyed with it. */
+  private readonly ownsAgent: boolean;
   private readonly lookup: net.LookupFunction;
   private readonly connectTimeoutMs: number;
   private readonly idleTimeoutMs: number;
@@ -128,7 +128,7 @@ export class GuardProxy {
     this.onBudgetExceeded = options.onBudgetExceeded;
     this.lookup = guard.lookup();
     // Keep-alive to origins: a keyed socket was connected through the guard's lookup.
-    this.sharedAgent = options.agent !== undefined;
+    this.ownsAgent = options.agent === undefined;
     this.agent = options.agent ?? new http.Agent({ keepAlive: true, maxSockets: 8, timeout: this.idleTimeoutMs });
   }
 
@@ -168,7 +168,7 @@ export class GuardProxy {
     const done = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
-    if (!this.sharedAgent) this.agent.destroy();
+    if (this.ownsAgent) this.agent.destroy();
     await done;
   }
 
@@ -228,9 +228,9 @@ export class GuardProxy {
   }
 
   /**
-   * A pooled connection of a shared agent, held for one request: cut with this page's budget or
-   * close, and given back (untracked) when the request is done. Listeners go on the request, not on
-   * the socket, which outlives it.
+   * A pooled origin connection, held for one request: cut with this page's budget or close, and given
+   * back (untracked) when the request is done, since another page's proxy may take it next when the
+   * agent is shared. Listeners go on the request, not on the socket, which outlives it.
    */
   private lendOrigin(socket: net.Socket, request: http.ClientRequest): void {
     if (this.closed || this.overBudget) {
@@ -307,8 +307,7 @@ export class GuardProxy {
     upstream.on('socket', (socket: net.Socket) => {
       if (!socket.connecting) clearTimeout(connectTimer);
       else socket.once('connect', () => clearTimeout(connectTimer));
-      if (this.sharedAgent) this.lendOrigin(socket, upstream);
-      else this.trackOrigin(socket);
+      this.lendOrigin(socket, upstream);
     });
     upstream.setTimeout(this.idleTimeoutMs, () => upstream.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT' })));
     upstream.on('response', (up) => {
