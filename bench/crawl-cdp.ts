@@ -201,7 +201,9 @@ export async function crawlWithOwnDriver(
     });
     const nav = await b.pipe.send<{ errorText?: string }>('Page.navigate', { url }, page.sessionId);
     if (nav.errorText) throw new Error(`${url}: ${nav.errorText}`);
-    await loaded;
+    // bounded as ours's navigation is (20 s), so that a page that never loads fails the run instead of hanging it
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([loaded, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${url}: no DOMContentLoaded within 20 s`)), 20_000)))]).finally(() => clearTimeout(timer));
     const r = await b.pipe.send<{ result: { value: SettleProbe }; exceptionDetails?: unknown }>(
       'Runtime.evaluate',
       { expression: settleProbeExpression(options.maxPageBytes, false, options.loadWaitMs), awaitPromise: true, returnByValue: true },
