@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Connection } from '@temporalio/client';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
@@ -52,7 +53,9 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
   try {
     await Promise.race([
-      waitForPort(opts.port, 60_000, 'Temporal dev server'),
+      // the port opens before the frontend serves: a worker that connects in between is refused
+      // ("Frontend is not healthy yet"), so wait until it answers
+      waitForPort(opts.port, 60_000, 'Temporal dev server').then(() => waitForFrontend(`127.0.0.1:${opts.port}`, 60_000)),
       exit.then(() => { throw new Error(`Temporal dev server exited at start; see ${opts.logFile}`); }),
     ]);
     if (!opts.headless) await waitForPort(opts.uiPort, 30_000, 'Temporal Web UI');
@@ -72,4 +75,23 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
       clearTimeout(timer);
     },
   };
+}
+
+/** Waits until the Temporal frontend at `address` answers `GetSystemInfo`, or throws after timeoutMs with its last answer. */
+async function waitForFrontend(address: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    let connection: Connection | undefined;
+    try {
+      connection = await Connection.connect({ address, connectTimeout: Math.max(1, Math.min(5_000, deadline - Date.now())) });
+      return;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    } finally {
+      await connection?.close().catch(() => undefined);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the Temporal dev server at ${address} did not become ready within ${Math.round(timeoutMs / 1000)}s: ${last}`);
 }
