@@ -55,7 +55,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     await Promise.race([
       // the port opens before the frontend serves: a worker that connects in between is refused
       // ("Frontend is not healthy yet"), so wait until it answers
-      waitForPort(opts.port, 60_000, 'Temporal dev server').then(() => waitForFrontend(`127.0.0.1:${opts.port}`, 60_000)),
+      waitForPort(opts.port, 60_000, 'Temporal dev server').then(() => waitForFrontend(`127.0.0.1:${opts.port}`, 60_000, () => exited)),
       exit.then(() => { throw new Error(`Temporal dev server exited at start; see ${opts.logFile}`); }),
     ]);
     if (!opts.headless) await waitForPort(opts.uiPort, 30_000, 'Temporal Web UI');
@@ -77,11 +77,14 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   };
 }
 
-/** Waits until the Temporal frontend at `address` answers `GetSystemInfo`, or throws after timeoutMs with its last answer. */
-async function waitForFrontend(address: string, timeoutMs: number): Promise<void> {
+/**
+ * Waits until the Temporal frontend at `address` answers `GetSystemInfo`, or throws after timeoutMs with
+ * its last answer; stops trying once `gone()` (the server exited: the caller reports that).
+ */
+async function waitForFrontend(address: string, timeoutMs: number, gone: () => boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !gone()) {
     let connection: Connection | undefined;
     try {
       connection = await Connection.connect({ address, connectTimeout: Math.max(1, Math.min(5_000, deadline - Date.now())) });
