@@ -30,6 +30,8 @@ import { GuardProxy, originAgent } from '../activities/crawl/guard-proxy';
 import { AddressGuard } from '../activities/shared/address-guard';
 
 type Handler = (method: string, params: Record<string, unknown>) => void;
+/** A response (`id`) or an event (`method`, for `sessionId`). */
+type Message = { id?: number; result?: unknown; error?: { message: string }; method?: string; params?: Record<string, unknown>; sessionId?: string };
 
 /** The DevTools protocol over Chromium's pipe (fd 3 in, fd 4 out; messages end with NUL). */
 class DevToolsPipe {
@@ -51,7 +53,7 @@ class DevToolsPipe {
         const text = Buffer.concat(this.chunks).toString('utf8');
         this.chunks = [];
         start = i + 1;
-        this.dispatch(JSON.parse(text) as { id?: number; result?: unknown; error?: { message: string }; method?: string; params?: Record<string, unknown>; sessionId?: string });
+        this.dispatch(JSON.parse(text) as Message);
       }
       if (start < d.length) this.chunks.push(d.subarray(start));
     });
@@ -59,7 +61,7 @@ class DevToolsPipe {
     out.on('error', (err: Error) => this.fail(err));
   }
 
-  private dispatch(m: { id?: number; result?: unknown; error?: { message: string }; method?: string; params?: Record<string, unknown>; sessionId?: string }) {
+  private dispatch(m: Message) {
     if (m.id !== undefined) {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
@@ -103,10 +105,11 @@ interface Browser {
   process: ChildProcess;
   pipe: DevToolsPipe;
   profile: string;
-  /** Pages of this browser not finished yet, and whether all its pages were handed out. */
+  /** Pages of this browser not finished yet. */
   open: number;
-  full: boolean;
   spares: Array<Promise<PreparedPage>>;
+  /** Set by the first `closeBrowser`. */
+  closed?: Promise<void>;
 }
 
 interface PreparedPage {
@@ -124,10 +127,15 @@ async function launch(commandLine: string[]): Promise<Browser> {
   const child = spawn(binary!, [...args, `--user-data-dir=${profile}`], { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] });
   const pipe = new DevToolsPipe(child.stdio[3] as Writable, child.stdio[4] as Readable);
   await pipe.send('Browser.getVersion');
-  return { process: child, pipe, profile, open: 0, full: false, spares: [] };
+  return { process: child, pipe, profile, open: 0, spares: [] };
 }
 
-async function closeBrowser(b: Browser): Promise<void> {
+function closeBrowser(b: Browser): Promise<void> {
+  b.closed ??= closeOnce(b);
+  return b.closed;
+}
+
+async function closeOnce(b: Browser): Promise<void> {
   // spares nobody took: their contexts go with the browser, their proxies are closed here
   for (const spare of b.spares.splice(0)) await spare.then((page) => page.proxy.close(), () => undefined);
   await Promise.race([b.pipe.send('Browser.close').catch(() => undefined), new Promise((r) => setTimeout(r, 5_000))]);
@@ -188,16 +196,14 @@ export async function crawlWithOwnDriver(
   const render = async (b: Browser, page: PreparedPage, url: string): Promise<PageExtraction> => {
     page.proxy.setMaxBytesFromOrigins(options.maxPageBytes);
     let bytes = 0;
-    const inflight = new Set<string>();
     let domContentLoaded!: () => void;
     const loaded = new Promise<void>((resolve) => (domContentLoaded = resolve));
     page.listeners.add((method, p) => {
       if (method === 'Page.domContentEventFired') domContentLoaded();
-      else if (method === 'Network.requestWillBeSent') inflight.add(p.requestId as string);
       else if (method === 'Network.dataReceived') {
         bytes += p.dataLength as number;
         if (bytes > options.maxPageBytes) page.proxy.spendBudget();
-      } else if (method === 'Network.loadingFinished' || method === 'Network.loadingFailed') inflight.delete(p.requestId as string);
+      }
     });
     const nav = await b.pipe.send<{ errorText?: string }>('Page.navigate', { url }, page.sessionId);
     if (nav.errorText) throw new Error(`${url}: ${nav.errorText}`);
@@ -230,8 +236,8 @@ export async function crawlWithOwnDriver(
       const k = Math.floor(i / options.pagesPerBrowser);
       const b = await browserFor(k);
       b.open++;
-      if ((i + 1) % options.pagesPerBrowser === 0 || i + 1 === urls.length) b.full = true;
-      const left = Math.min(options.pagesPerBrowser * (k + 1), urls.length) - (i + 1);
+      const end = Math.min(options.pagesPerBrowser * (k + 1), urls.length); // this browser's pages: up to index end - 1
+      const left = end - (i + 1);
       const page = await (b.spares.shift() ?? prepare(b));
       try {
         const rendering = render(b, page, urls[i]!);
@@ -241,7 +247,7 @@ export async function crawlWithOwnDriver(
       } finally {
         const done = teardown(b, page).then(async () => {
           b.open--;
-          if (b.full && b.open === 0) await closeBrowser(b);
+          if (next >= end && b.open === 0) await closeBrowser(b);
         });
         closing.push(done);
       }
