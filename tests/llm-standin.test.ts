@@ -722,9 +722,11 @@ describe('CLI', () => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // 'close', not 'exit': only after 'close' has all of the child's output been read.
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     try {
-      await until(() => /listening at http:\/\/127\.0\.0\.1:\d+\/v1/.test(out), 30_000);
+      // The banner is three console.log calls; over a pipe they may arrive as separate chunks, so wait for its last line.
+      await until(() => /listening at http:\/\/127\.0\.0\.1:\d+\/v1[\s\S]*OPENAI_BASE_URL=[\s\S]*faults: .*\n/.test(out), 30_000);
       const baseURL = /listening at (http:\/\/127\.0\.0\.1:\d+\/v1)/.exec(out)?.[1];
       expect(baseURL, out).toBeDefined();
       expect(out).toContain(`OPENAI_BASE_URL=${baseURL}`);
