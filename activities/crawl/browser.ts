@@ -23,14 +23,14 @@
  * - `render` never throws for a bad page: every outcome is a `RenderResult`. It throws only when the
  *   browser cannot be launched at all (a configuration or host problem the activity should retry).
  */
-import { randomUUID } from 'node:crypto';
 import dns from 'node:dns';
+import http, { type Agent } from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
-import type { Agent } from 'node:http';
-import { chromium, errors as playwrightErrors } from 'playwright-core';
-import type { Browser, BrowserContext, CDPSession, Page, Request, Response, Route } from 'playwright-core';
 import { AddressGuard } from '../shared/address-guard';
-import { droppedDisabledFeatures, findBrowserPid, isAlive, isRunning, processTreeMemory, resolveChromiumExecutable, type ChromiumExecutable } from './chromium-process';
+import { chromiumArgs, launchChromium, type ChromiumProcess } from './chromium-launch';
+import { isRunning, processTreeMemory, resolveChromiumExecutable, type ChromiumExecutable } from './chromium-process';
+import { DevToolsClosedError, type DevToolsPipe } from './devtools-pipe';
 import { factsExpression, keyDomFacts, scrollExpression, settleProbeExpression, SCROLL_LISTENERS_INIT_SCRIPT, type ImageDomFacts, type RawPageFacts, type SettleProbe } from './dom-facts';
 import { extractImages, type ExtractOptions, type PageExtraction } from './extract-images';
 import { GuardProxy, joinHostPort, originAgent, type ProxyEvent } from './guard-proxy';
@@ -184,7 +184,7 @@ export interface RenderNetwork {
 
 export interface RenderSuccess {
   ok: true;
-  /** `page.url()` when the DOM was read (after redirects and script navigations). */
+  /** The document's URL when the DOM was read (after redirects, script navigations and history changes). */
   finalUrl: string;
   status: number;
   headers: { etag?: string; lastModified?: string; contentLanguage?: string; contentType?: string };
@@ -261,58 +261,12 @@ export class BrowserLaunchError extends Error {
 // ---------------------------------------------------------------------------------------------------
 // Launch
 
-/** playwright-core 1.65's `--disable-features` list (its chromiumSwitches.ts), kept by CHROMIUM_ARGS. */
-export const PLAYWRIGHT_DISABLED_FEATURES: readonly string[] = [
-  'AvoidUnnecessaryBeforeUnloadCheckSync', 'DestroyProfileOnBrowserClose', 'HttpsUpgrades', 'HttpsFirstBalancedModeAutoEnable',
-  'LensOverlay', 'MediaRouter', 'PaintHolding', 'ThirdPartyStoragePartitioning', 'AvoidCorsURLLoaderRestartOnRedirect',
-  'TcpPortRandomizationWin', 'OptimizationHints', 'NetworkTimeServiceQuerying', 'AimEnabled', 'PreconnectToSearch',
-  'msForceBrowserSignIn', 'msEdgeUpdateLaunchServicesPreferredVersion',
-];
-
-/** The crawl's switches (playwright-core adds its own automation defaults before these). */
-export const CHROMIUM_ARGS: readonly string[] = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  // Keep cross-site iframes in the page's renderer process: fewer processes per page. (Not a
-  // safety measure: the proxy sees the frames' connections either way.)
-  '--disable-site-isolation-trials',
-  // WebRTC may not open UDP sockets that bypass the proxy (STUN to internal addresses).
-  '--force-webrtc-ip-handling-policy=disable_non_proxied_udp',
-  // Web fonts are never requested (the text is read, not drawn): no request to refuse, and no
-  // DevTools request interception, which slowed every other request of the page down.
-  '--disable-remote-fonts',
-  // Media never plays without a user gesture, which a crawl never gives: a <video> or <audio> that
-  // MEDIA_URL_PATTERNS does not catch loads at most what its `preload` asks for.
-  '--autoplay-policy=user-gesture-required',
-  // Chromium reads only the last --disable-features, so this repeats playwright-core 1.65's list
-  // (PLAYWRIGHT_DISABLED_FEATURES; `droppedDisabledFeatures` checks it against the running browser)
-  // and adds the WebUI omnibox popup: headless Chromium 156 opens a window per page, and each window
-  // started a second renderer process for chrome://omnibox-popup.top-chrome/ that no crawl uses
-  // (0.1 CPU s a page on this machine, a third of the context's cost; docs/crawl.md).
-  `--disable-features=${[...PLAYWRIGHT_DISABLED_FEATURES, 'WebUIOmniboxPopup', 'WebUIOmniboxAimPopup', 'WebUIOmniboxFullPopup'].join(',')}`,
-];
-
-/**
- * The switches a crawl browser is launched with: CHROMIUM_ARGS, and for the headless shell (which has
- * no popup blocker) `--block-new-web-contents`, which makes every `window.open` and every link or form
- * that targets a new window fail inside the browser, before anything is requested. (A popup that
- * opens anyway is closed by the renderer; its first request would already have gone out.)
- */
-export function chromiumArgs(executable: ChromiumExecutable): string[] {
-  return executable.headlessShell ? [...CHROMIUM_ARGS, '--block-new-web-contents'] : [...CHROMIUM_ARGS];
-}
-
-/** Playwright disables Chromium's popup blocker; we want it: no page of ours ever has a user gesture. */
-const IGNORED_DEFAULT_ARGS = ['--disable-popup-blocking'];
+export { CHROMIUM_ARGS, chromiumArgs } from './chromium-launch';
 
 interface BrowserSlot {
-  browser: Browser;
-  pid: number | null;
+  chromium: ChromiumProcess;
+  pipe: DevToolsPipe;
+  pid: number;
   pages: number;
   active: number;
   retired: boolean;
@@ -320,9 +274,9 @@ interface BrowserSlot {
   closing: boolean;
   /** Renders on this browser, told when it dies ('crash') or is closed under them ('closed'). */
   onDeath: Set<(why: 'crash' | 'closed') => void>;
+  /** Pages by browser context id: the browser's target events (popups, crashes, a page closing itself) go to their page. */
+  jobs: Map<string, RenderJob>;
 }
-
-let warnedFeatureDrift = false;
 
 /** At most this many spare pages are kept ready (two per page in flight). */
 const MAX_SPARES = 4;
@@ -334,7 +288,7 @@ interface Spare {
 }
 
 function usable(slot: BrowserSlot): boolean {
-  return !slot.retired && !slot.dead && !slot.closing && slot.browser.isConnected();
+  return !slot.retired && !slot.dead && !slot.closing && !slot.pipe.isClosed;
 }
 
 function hasOfflineOrigins(o: RenderOptions): boolean {
@@ -496,7 +450,7 @@ export class PageRenderer {
           if (!(err instanceof BrowserGoneError) || attempt >= 2) {
             result = { ok: false, reason: 'browser_crashed', detail: `the browser died: ${firstLine(err)}` };
           }
-          if (slot.dead || !slot.browser.isConnected() || (slot.pid !== null && !isRunning(slot.pid))) this.markDead(slot);
+          if (slot.dead || slot.pipe.isClosed || !isRunning(slot.pid)) this.markDead(slot);
         } finally {
           // the slot stays busy until the page's context is closed, off this page's clock
           const closing = job.closed.finally(() => this.release(slot));
@@ -592,8 +546,8 @@ export class PageRenderer {
     for (;;) {
       if (this.closed) throw new BrowserLaunchError('the renderer is closed', this.executable.path);
       const cur = this.current;
-      // the pid check notices a browser killed between renders before Playwright does
-      if (cur && !cur.dead && !cur.retired && cur.browser.isConnected() && (cur.pid === null || isRunning(cur.pid))) {
+      // the pid check notices a browser killed between renders before its exit event arrives
+      if (cur && !cur.dead && !cur.retired && !cur.pipe.isClosed && isRunning(cur.pid)) {
         if (cur.pages >= this.opts.recycleAfterPages) {
           this.counters.recycles++;
           this.retire(cur);
@@ -639,43 +593,46 @@ export class PageRenderer {
   }
 
   private async launchSlot(): Promise<BrowserSlot> {
-    const marker = `--mella-renderer=${randomUUID()}`;
-    let browser: Browser;
+    let chromium: ChromiumProcess;
     try {
-      browser = await chromium.launch({
-        executablePath: this.executable.path,
-        headless: true,
-        args: [...chromiumArgs(this.executable), ...(this.opts.extraArgs ?? []), marker],
-        ignoreDefaultArgs: IGNORED_DEFAULT_ARGS,
-        timeout: this.opts.launchTimeoutMs,
-      });
+      chromium = await launchChromium(this.executable, [...chromiumArgs(this.executable, this.opts.userAgent), ...(this.opts.extraArgs ?? [])], this.opts.launchTimeoutMs);
     } catch (err) {
       throw new BrowserLaunchError(`cannot launch ${this.executable.path}: ${firstLine(err)}`, this.executable.path);
     }
     this.counters.launches++;
-    this.version = browser.version();
+    this.version = chromium.version.replace(/^[^/]*\//, '');
     const slot: BrowserSlot = {
-      browser,
-      pid: findBrowserPid(marker),
+      chromium,
+      pipe: chromium.pipe,
+      pid: chromium.pid,
       pages: 0,
       active: 0,
       retired: false,
       dead: false,
       closing: false,
       onDeath: new Set(),
+      jobs: new Map(),
     };
-    if (slot.pid !== null && !warnedFeatureDrift) {
-      const dropped = droppedDisabledFeatures(slot.pid);
-      if (dropped.length > 0) {
-        warnedFeatureDrift = true;
-        console.warn(`playwright-core disables Chromium features that CHROMIUM_ARGS does not repeat (update PLAYWRIGHT_DISABLED_FEATURES): ${dropped.join(', ')}`);
-      }
-    }
     this.slots.add(slot);
-    browser.on('disconnected', () => {
+    void chromium.exited.then(() => {
       if (!slot.closing) this.markDead(slot);
       this.slots.delete(slot);
     });
+    // The browser's own events: pages created (a popup is one in a page's context), crashed or gone.
+    // One subscription per browser; each event goes to the page it names.
+    slot.pipe.on('', (method, params) => {
+      const info = params.targetInfo as { targetId: string; type: string; browserContextId?: string } | undefined;
+      if (method === 'Target.targetCreated' && info?.type === 'page' && info.browserContextId !== undefined) slot.jobs.get(info.browserContextId)?.onTargetCreated(info.targetId);
+      else if (method === 'Target.targetCrashed' || method === 'Target.targetDestroyed') {
+        for (const job of slot.jobs.values()) job.onTargetGone(String(params.targetId), method === 'Target.targetCrashed');
+      }
+    });
+    try {
+      await slot.pipe.send('Target.setDiscoverTargets', { discover: true, filter: [{ type: 'page' }] });
+    } catch (err) {
+      await chromium.close(1_000);
+      throw new BrowserLaunchError(`${this.executable.path} does not report its pages: ${firstLine(err)}`, this.executable.path);
+    }
     if (this.closed) await this.closeSlot(slot);
     return slot;
   }
@@ -684,14 +641,7 @@ export class PageRenderer {
     if (slot.closing) return;
     slot.closing = true;
     for (const fn of slot.onDeath) fn('closed');
-    const closed = await withTimeout(slot.browser.close().then(() => true, () => false), 5_000, false);
-    if ((!closed || slot.browser.isConnected()) && slot.pid !== null && isAlive(slot.pid)) {
-      try {
-        process.kill(slot.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    await slot.chromium.close(5_000);
     this.slots.delete(slot);
   }
 }
@@ -730,15 +680,35 @@ const HTML_TYPES = new Set(['text/html', 'application/xhtml+xml']);
 const MAX_BLOCKED = 500;
 const MAX_FAILED_TRACKED = 2_000;
 
+/** The main frame's lifecycle, from DevTools `Page.lifecycleEvent`: the current document's loader and the events it reached. */
+interface Lifecycle {
+  loaderId: string;
+  reached: Set<string>;
+}
+
 class RenderJob {
-  private context: BrowserContext | null = null;
-  private page: Page | null = null;
-  private cdp: CDPSession | null = null;
+  /** The page's browser context, target and flat DevTools session (set by `setup`). */
+  private contextId: string | null = null;
+  private targetId: string | null = null;
+  private sessionId: string | null = null;
   private proxy: GuardProxy | null = null;
   private stopWith: (s: Stop) => void = () => undefined;
   private stopped: Stop | null = null;
-  /** `page.goto` was called: from here on a browser death is this page's failure. */
+  /** `Page.navigate` was sent: from here on a browser death is this page's failure. */
   private navigationStarted = false;
+  /** The page's target is gone (closed itself, crashed, or its browser died). */
+  private targetGone = false;
+  /** `run` has ended: target events from here on are the teardown's. */
+  private finished = false;
+  /**
+   * Loaders of the main frame's navigations (ours, its redirects, script navigations), from their
+   * document requests: only their lifecycle events count, not the late ones of the blank document
+   * the page was created with.
+   */
+  private readonly navigationLoaders = new Set<string>();
+  private lifecycle: Lifecycle | null = null;
+  /** Woken on every main-frame lifecycle event (`waitForLifecycle`). */
+  private lifecycleChanged: (() => void) | null = null;
 
   private readonly blocked: BlockedRequest[] = [];
   private blockedOverflow = 0;
@@ -758,6 +728,8 @@ class RenderJob {
   /** Resolves the current waiter of `waitForNetworkIdle` on any network event. */
   private networkChanged: (() => void) | null = null;
   private readonly mainDocBytes = new Map<string, number>();
+  /** requestId → resource type, for requests Chromium refused (`blockedReason`). */
+  private readonly requestTypes = new Map<string, string>();
   private bytes = 0;
   private requests = 0;
   private failed = 0;
@@ -840,7 +812,7 @@ class RenderJob {
       (r): RenderResult | Stop => r,
       (err): RenderResult | Stop => {
         if (err instanceof BrowserGoneError) throw err;
-        if (this.slot.dead || !this.slot.browser.isConnected()) return { reason: 'browser_crashed', detail: `the browser died: ${firstLine(err)}` };
+        if (this.slot.dead || this.slot.pipe.isClosed || err instanceof DevToolsClosedError) return { reason: 'browser_crashed', detail: `the browser died: ${firstLine(err)}` };
         return { reason: 'network_error', detail: `render error: ${firstLine(err)}` };
       },
     );
@@ -851,6 +823,7 @@ class RenderJob {
       clearTimeout(timer);
       this.signal?.removeEventListener('abort', onAbort);
       this.slot.onDeath.delete(onDeath);
+      this.finished = true;
       work.catch(() => undefined);
       this.loaded();
       // The context and proxy close in the background: the result does not wait for them. The
@@ -860,7 +833,7 @@ class RenderJob {
     this.timings.totalMs = Date.now() - this.started;
     // The browser died before this page's navigation began (killed between renders): not the
     // page's fault; render() relaunches and starts over once.
-    // A page taken from the spares goes to `page.goto` at once, so "before the navigation began"
+    // A page taken from the spares navigates at once, so "before the navigation began"
     // means before its first request left the browser.
     if (!('ok' in outcome) && outcome.reason === 'browser_crashed' && (!this.navigationStarted || this.navigations.length === 0)) {
       throw new BrowserGoneError(outcome.detail);
@@ -883,12 +856,15 @@ class RenderJob {
   private async teardown(): Promise<void> {
     // a setup still in progress (a page stopped early, a spare discarded) would leave its context open
     if (this.prepared) await withTimeout(this.prepared.then(() => true, () => false), 10_000, false);
+    this.finished = true;
     // a dead browser took its contexts with it
-    if (this.context && !this.slot.dead && this.slot.browser.isConnected()) {
-      const ok = await withTimeout(this.context.close().then(() => true, () => false), 5_000, false);
+    if (this.contextId && !this.slot.dead && !this.slot.pipe.isClosed) {
+      const ok = await withTimeout(this.slot.pipe.send('Target.disposeBrowserContext', { browserContextId: this.contextId }).then(() => true, () => false), 5_000, false);
       // A context that will not close means a wedged browser: retire it (it is killed once idle).
       if (!ok && !this.slot.dead) this.slot.retired = true;
     }
+    if (this.sessionId) this.slot.pipe.off(this.sessionId);
+    if (this.contextId) this.slot.jobs.delete(this.contextId);
     if (this.proxy) await this.proxy.close();
   }
 
@@ -902,9 +878,19 @@ class RenderJob {
     return f;
   }
 
+  /** A command to the page's DevTools session. */
+  private send<T = Record<string, unknown>>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+    return this.slot.pipe.send<T>(method, params, this.sessionId ?? undefined);
+  }
+
+  /**
+   * The page's own browser context behind its own proxy, one page target in it, and a flat DevTools
+   * session on that target with everything the page needs set before it loads anything: the network
+   * bookkeeping (`Network.enable`), media refusal, the init scripts, viewport, locale, dialogs.
+   */
   private async setup(locale: string | undefined, offlineOrigins: Record<string, string> | undefined): Promise<void> {
-    const browser = this.slot.browser;
-    if (!browser.isConnected()) throw new BrowserGoneError('browser disconnected');
+    const pipe = this.slot.pipe;
+    if (this.slot.dead || pipe.isClosed) throw new BrowserGoneError('browser gone');
     // The byte budget on the wire: the hard backstop behind the decoded count below (DevTools
     // events arrive late, and Page.stopLoading does not cancel every transfer in flight). `run`
     // sets the page's budget before navigating.
@@ -912,79 +898,91 @@ class RenderJob {
       agent: this.owner.originPool,
       onBudgetExceeded: () => this.budgetSpent(),
     });
-    const { userAgent, viewport } = this.owner.contextOptions;
+    const { viewport } = this.owner.contextOptions;
     try {
-      this.context = await browser.newContext({
-        userAgent,
-        viewport,
-        deviceScaleFactor: 1,
-        locale,
-        acceptDownloads: false,
-        serviceWorkers: 'block',
-        javaScriptEnabled: true,
-        proxy: { server: this.proxy.url },
+      // `<-loopback>`: loopback addresses go through the proxy too (Chromium bypasses them by default)
+      const { browserContextId } = await pipe.send<{ browserContextId: string }>('Target.createBrowserContext', {
+        disposeOnDetach: true,
+        proxyServer: this.proxy.url,
+        proxyBypassList: '<-loopback>',
       });
+      this.contextId = browserContextId;
+      this.slot.jobs.set(browserContextId, this);
+      const [{ targetId }] = await Promise.all([
+        pipe.send<{ targetId: string }>('Target.createTarget', { url: 'about:blank', browserContextId }),
+        // refused (Page.navigate says `isDownload` of a navigation that became one)
+        pipe.send('Browser.setDownloadBehavior', { behavior: 'deny', browserContextId }),
+      ]);
+      this.targetId = targetId;
+      const { sessionId } = await pipe.send<{ sessionId: string }>('Target.attachToTarget', { targetId, flatten: true });
+      this.sessionId = sessionId;
     } catch (err) {
-      if (!browser.isConnected() || /closed|disconnected|Target/i.test(firstLine(err))) throw new BrowserGoneError(firstLine(err));
+      if (err instanceof DevToolsClosedError || this.slot.dead) throw new BrowserGoneError(firstLine(err));
       throw err;
     }
-    const context = this.context;
-    // counts what could respond to scrolling, before any script of the page runs (dom-facts.ts)
-    await context.addInitScript(SCROLL_LISTENERS_INIT_SCRIPT);
-    context.on('page', (p) => {
-      if (this.page && p !== this.page) {
-        this.popups++;
-        p.close().catch(() => undefined);
-      }
-    });
-    // Only the offline test aid routes requests through Node; otherwise the DevTools Fetch domain
-    // pauses fonts and media alone (attachNetworkAccounting) and the proxy guards every connection.
+    pipe.on(this.sessionId, (method, params) => this.onEvent(method, params));
+    // Only the offline test aid pauses requests for Node (`Fetch`); otherwise media URLs are refused
+    // inside Chromium (`Network.setBlockedURLs`), web fonts are never requested
+    // (`--disable-remote-fonts`), and the proxy guards every connection.
     const offline = offlineOrigins !== undefined && Object.keys(offlineOrigins).length > 0;
-    if (offline) await context.route('**/*', (route) => this.onRoute(route));
-    const page = await context.newPage();
-    this.page = page;
-    page.on('dialog', (d) => {
-      this.dialogs++;
-      d.dismiss().catch(() => undefined);
-    });
-    page.on('download', () => {
-      this.downloadStarted = true;
-    });
-    page.on('crash', () => this.stopWith({ reason: 'browser_crashed', detail: 'the page\'s renderer process crashed' }));
-    page.on('close', () => {
-      // a crash closes the page too: let 'disconnected' name it first
-      setTimeout(() => {
-        if (this.slot.dead || !browser.isConnected()) this.stopWith({ reason: 'browser_crashed', detail: 'the browser process exited during the page' });
-        else this.stopWith({ reason: 'network_error', detail: 'the page closed itself (window.close)' });
-      }, 100);
-    });
-    await this.attachNetworkAccounting(context, page, !offline);
+    // one round trip for all of them
+    const [tree] = await Promise.all([
+      this.send<{ frameTree: { frame: { id: string } } }>('Page.getFrameTree'),
+      this.send('Page.enable'),
+      this.send('Page.setLifecycleEventsEnabled', { enabled: true }),
+      this.send('Network.enable'),
+      offline ? this.send('Fetch.enable', { patterns: [{ urlPattern: '*' }] }) : this.send('Network.setBlockedURLs', { urls: MEDIA_URL_PATTERNS }),
+      // counts what could respond to scrolling, before any script of the page runs (dom-facts.ts)
+      this.send('Page.addScriptToEvaluateOnNewDocument', { source: SCROLL_LISTENERS_INIT_SCRIPT }),
+      this.send('Page.addScriptToEvaluateOnNewDocument', { source: SERVICE_WORKER_BLOCK_SCRIPT }),
+      this.send('Emulation.setDeviceMetricsOverride', { width: viewport.width, height: viewport.height, deviceScaleFactor: 1, mobile: false }),
+      locale === undefined ? undefined : this.send('Emulation.setLocaleOverride', { locale }),
+      // the user agent is the browser's own (--user-agent); this adds the page's Accept-Language and navigator.language(s)
+      locale === undefined ? undefined : this.send('Emulation.setUserAgentOverride', { userAgent: this.owner.contextOptions.userAgent, acceptLanguage: locale }),
+    ]);
+    this.mainFrameId = tree.frameTree.frame.id;
+  }
+
+  /** The browser created a page in this page's context: a popup. It is closed at once. */
+  onTargetCreated(targetId: string): void {
+    if (this.targetId === null || targetId === this.targetId || this.finished) return;
+    this.popups++;
+    this.slot.pipe.send('Target.closeTarget', { targetId }).catch(() => undefined);
+  }
+
+  /** A page target crashed or was destroyed; this page's own ends the render. */
+  onTargetGone(targetId: string, crashed: boolean): void {
+    if (targetId !== this.targetId || this.finished) return;
+    this.targetGone = true;
+    if (crashed) {
+      this.stopWith({ reason: 'browser_crashed', detail: 'the page\'s renderer process crashed' });
+      return;
+    }
+    // a dying browser destroys its pages too: let its exit name it first
+    setTimeout(() => {
+      if (this.slot.dead || this.slot.pipe.isClosed) this.stopWith({ reason: 'browser_crashed', detail: 'the browser process exited during the page' });
+      else this.stopWith({ reason: 'network_error', detail: 'the page closed itself (window.close)' });
+    }, 100);
   }
 
   private async work(): Promise<RenderResult | Stop> {
     const setupStart = Date.now();
     this.prepare(this.o.locale, this.o.offlineOrigins);
     await this.prepared;
-    const page = this.page!;
     // a spare whose page or browser went away while it waited: not this page's fault, start over
-    if (page.isClosed() || !this.slot.browser.isConnected()) throw new BrowserGoneError('the prepared page is gone');
+    if (this.targetGone || this.slot.dead || this.slot.pipe.isClosed) throw new BrowserGoneError('the prepared page is gone');
     this.proxy!.setMaxBytesFromOrigins(this.o.maxPageBytes);
     this.lastNetworkChange = Date.now();
     this.timings.setupMs = Date.now() - setupStart;
 
     // -- navigation
     let t = Date.now();
-    let response: Response | null = null;
     this.navigationStarted = true;
-    try {
-      response = await page.goto(this.url, { waitUntil: 'domcontentloaded', timeout: Math.max(1, Math.min(this.o.navigationTimeoutMs, this.remaining())) });
-    } catch (err) {
-      this.timings.navigationMs = Date.now() - t;
-      return this.navigationFailure(err);
-    }
+    const navigation = await this.navigate(Math.max(1, Math.min(this.o.navigationTimeoutMs, this.remaining())));
     this.timings.navigationMs = Date.now() - t;
     if (this.stopped) return this.stopped;
-    const early = this.checkMainResponse(response ? mainResponseOf(response) : this.lastMainResponse);
+    if (navigation) return navigation;
+    const early = this.checkMainResponse(this.lastMainResponse);
     if (early) return early;
 
     // -- load event, scroll, settle (each bounded; a failure here is not fatal)
@@ -1001,13 +999,13 @@ class RenderJob {
     t = Date.now();
     const loadBound = Math.max(1, Math.min(this.o.settleMs, this.remaining()));
     if (probing) {
-      probe = (await page.evaluate(settleProbeExpression(this.o.maxPageBytes, false, loadBound)).catch(() => null)) as SettleProbe | null;
+      probe = await this.evaluate<SettleProbe>(settleProbeExpression(this.o.maxPageBytes, false, loadBound)).catch(() => null);
       // the next page's context is prepared from here on (not during the probe: it slowed it down)
       this.loaded();
       if (this.stopped) return this.stopped;
     }
     if (probe === null) {
-      await page.waitForLoadState('load', { timeout: loadBound }).catch(() => undefined);
+      await this.waitForLifecycle('load', loadBound);
       this.timings.loadMs = Date.now() - t;
     } else {
       const took = Date.now() - t;
@@ -1028,7 +1026,7 @@ class RenderJob {
       this.timings.settleMs += Date.now() - t;
       if (this.stopped) return this.stopped;
       t = Date.now();
-      probe = (await page.evaluate(settleProbeExpression(this.o.maxPageBytes, true)).catch(() => null)) as SettleProbe | null;
+      probe = await this.evaluate<SettleProbe>(settleProbeExpression(this.o.maxPageBytes, true)).catch(() => null);
       if (this.stopped) return this.stopped;
       this.timings[probe?.kind === 'facts' ? 'extractMs' : 'scrollMs'] += Date.now() - t;
     }
@@ -1044,7 +1042,7 @@ class RenderJob {
       let scrolledStops = 0;
       if (stopsLeft > 0) {
         t = Date.now();
-        const r = (await page.evaluate(scrollExpression(stopsLeft, this.o.scrollStepMs, { dwellAtLastStop: false })).catch(() => null)) as { stops: number } | null;
+        const r = await this.evaluate<{ stops: number }>(scrollExpression(stopsLeft, this.o.scrollStepMs, { dwellAtLastStop: false })).catch(() => null);
         scrolledStops = r?.stops ?? 0;
         stopsLeft -= scrolledStops;
         scrollStops += scrolledStops;
@@ -1063,7 +1061,7 @@ class RenderJob {
     }
 
     // -- a script navigation after DOMContentLoaded may have replaced the document
-    const last = this.lastMainResponse ?? (response ? mainResponseOf(response) : null);
+    const last = this.lastMainResponse;
     const lateNav = this.lateNavigationFailure();
     if (lateNav) return lateNav;
     const late = this.checkMainResponse(last);
@@ -1071,12 +1069,13 @@ class RenderJob {
 
     // -- read the DOM (unless the settle probe did)
     t = Date.now();
-    if (raw === null) raw = (await page.evaluate(factsExpression(this.o.maxPageBytes))) as RawPageFacts;
+    if (raw === null) raw = await this.evaluate<RawPageFacts>(factsExpression(this.o.maxPageBytes));
     const headers = last?.headers ?? {};
     if (raw.html === null) return { reason: 'too_large', detail: `the rendered DOM has ${raw.htmlChars} characters, over maxPageBytes (${this.o.maxPageBytes})` };
     if (!HTML_TYPES.has(raw.contentType.toLowerCase())) return { reason: 'not_html', detail: `document type ${raw.contentType}` };
     const html = `${raw.doctype}${raw.html}`;
-    const finalUrl = page.url();
+    // the document's URL when it was read: after redirects, script navigations and history changes
+    const finalUrl = raw.url;
     const extraction = extractImages(html, finalUrl, { ...this.o.extract, httpContentLanguage: headers['content-language'] ?? null });
     const dom = keyDomFacts(raw);
     this.timings.extractMs += Date.now() - t;
@@ -1112,19 +1111,74 @@ class RenderJob {
     };
   }
 
+  /**
+   * Navigates the page's main frame to `this.url` and waits for DOMContentLoaded of the document it
+   * loads, or of a later one (a script in the head may navigate again before it), at most
+   * `timeoutMs`. Null when it arrived; otherwise the failure: a navigation Chromium refused
+   * (`errorText`: a refused tunnel, a download, DNS), the byte budget, or the timeout.
+   */
+  private async navigate(timeoutMs: number): Promise<Stop | null> {
+    const deadline = Date.now() + timeoutMs;
+    const nav = this.send<{ errorText?: string; loaderId?: string; isDownload?: boolean }>('Page.navigate', { url: this.url }).catch((err: unknown) => ({ errorText: firstLine(err), loaderId: undefined, isDownload: false }));
+    const answered = await withTimeout(nav, timeoutMs, null);
+    if (this.stopped) return this.stopped;
+    if (answered === null) return this.navigationTimeout();
+    if (answered.loaderId) this.navigationLoaders.add(answered.loaderId);
+    if (answered.isDownload) this.downloadStarted = true;
+    if (answered.errorText) return this.navigationFailure(answered.errorText);
+    const reached = await this.waitForLifecycle('DOMContentLoaded', deadline - Date.now());
+    if (this.stopped) return this.stopped;
+    if (!reached) {
+      // nothing more will load: a navigation that ended without a document (a download, a refused hop)
+      return this.downloadStarted || this.overBudget ? this.navigationFailure('') : this.navigationTimeout();
+    }
+    return null;
+  }
+
+  /**
+   * Waits until the main frame's current document (not the blank one the page started with) has
+   * reached lifecycle event `name` (`DOMContentLoaded`, `load`), at most `bound` ms; false when it did not.
+   */
+  private async waitForLifecycle(name: string, bound: number): Promise<boolean> {
+    const end = Date.now() + Math.max(0, bound);
+    for (;;) {
+      if (this.stopped) return false;
+      const l = this.lifecycle;
+      if (l && l.reached.has(name)) return true;
+      const left = end - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.lifecycleChanged = null;
+          resolve();
+        }, left);
+        this.lifecycleChanged = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  /**
+   * Evaluates `expression` in the main frame's page world and returns its value (a promise is
+   * awaited). Rejects when it throws, or when its document goes away (a navigation) first.
+   */
+  private async evaluate<T>(expression: string): Promise<T> {
+    const r = await this.send<{ result: { value?: unknown }; exceptionDetails?: { text: string; exception?: { description?: string } } }>('Runtime.evaluate', {
+      expression,
+      awaitPromise: true,
+      returnByValue: true,
+    });
+    if (r.exceptionDetails) throw new Error(`evaluation failed: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
+    return r.result.value as T;
+  }
+
   private remaining(): number {
     return this.o.maxTimeMs - (Date.now() - this.started);
   }
 
   // -- requests --------------------------------------------------------------------------------
-
-  private isMainNavigation(r: Request): boolean {
-    try {
-      return r.isNavigationRequest() && this.page !== null && r.frame() === this.page.mainFrame();
-    } catch {
-      return false; // a worker's request has no frame
-    }
-  }
 
   private block(url: string, reason: BlockReason, detail?: string): void {
     if (this.blocked.length >= MAX_BLOCKED) {
@@ -1134,14 +1188,115 @@ class RenderJob {
     this.blocked.push(detail === undefined ? { url: truncate(url), reason } : { url: truncate(url), reason, detail });
   }
 
-  /** Policy per request (the proxy enforces the address guard below it). */
-  private async onRoute(route: Route): Promise<void> {
-    const req = route.request();
-    const url = req.url();
-    const type = req.resourceType();
+  /**
+   * Everything the page's DevTools session reports. The Network events are the page's bookkeeping:
+   * the byte budget, the requests in flight (settle), the main frame's navigations and response,
+   * failed requests (matched to the proxy's refusals). Page events: the main frame's lifecycle
+   * (DOMContentLoaded, load) and dialogs, which are dismissed. Fetch pauses come only from the
+   * offline test aid.
+   */
+  private onEvent(method: string, e: Record<string, any>): void {
+    switch (method) {
+      case 'Network.requestWillBeSent': {
+        this.touch();
+        const main = e.type === 'Document' && e.frameId === this.mainFrameId;
+        // the requested URL, then each redirect hop (same requestId), then script navigations
+        if (main && this.navigations.length < 50) this.navigations.push(e.request.url);
+        if (main && typeof e.loaderId === 'string') this.navigationLoaders.add(e.loaderId);
+        this.inflight.set(e.requestId, e.request.url);
+        if (e.redirectResponse) return; // same requestId, already counted
+        this.requests++;
+        if (e.type !== undefined) this.requestTypes.set(e.requestId, e.type);
+        if (main) this.mainDocBytes.set(e.requestId, 0);
+        return;
+      }
+      case 'Network.responseReceived': {
+        this.touch();
+        if (e.type === 'Document' && e.frameId === this.mainFrameId) {
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(e.response.headers as Record<string, unknown>)) headers[k.toLowerCase()] = String(v);
+          this.lastMainResponse = { url: e.response.url, status: e.response.status, statusText: e.response.statusText ?? '', headers };
+        }
+        if (!this.mainDocBytes.has(e.requestId)) return;
+        const declared = Number(headerValue(e.response.headers, 'content-length'));
+        const max = this.o.maxPageBytes;
+        if (Number.isFinite(declared) && declared > max) {
+          this.stopWith({ reason: 'too_large', detail: `the document declares ${declared} bytes, over maxPageBytes (${max})` });
+        }
+        return;
+      }
+      case 'Network.dataReceived': {
+        this.touch();
+        const max = this.o.maxPageBytes;
+        this.bytes += e.dataLength as number;
+        const doc = this.mainDocBytes.get(e.requestId);
+        if (doc !== undefined) {
+          const n = doc + (e.dataLength as number);
+          this.mainDocBytes.set(e.requestId, n);
+          if (n > max) this.stopWith({ reason: 'too_large', detail: `the document is over maxPageBytes (${max} bytes)` });
+        }
+        if (this.bytes > max) this.budgetSpent();
+        return;
+      }
+      case 'Network.loadingFinished':
+        this.touch();
+        this.inflight.delete(e.requestId);
+        this.requestTypes.delete(e.requestId);
+        return;
+      case 'Network.loadingFailed': {
+        this.touch();
+        const url = this.inflight.get(e.requestId);
+        const type = this.requestTypes.get(e.requestId);
+        this.requestTypes.delete(e.requestId);
+        if (!this.inflight.delete(e.requestId)) return;
+        this.failed++;
+        // the main document cut off by the byte budget: nothing complete to extract
+        if (this.overBudget && this.mainDocBytes.has(e.requestId)) this.documentCut();
+        if (e.blockedReason === 'inspector') this.block(url!, type === 'Font' ? 'font' : 'media');
+        else if (this.failedRequests.length < MAX_FAILED_TRACKED) this.failedRequests.push({ url: url!, error: e.errorText });
+        return;
+      }
+      case 'Page.lifecycleEvent': {
+        if (e.frameId !== this.mainFrameId || !this.navigationLoaders.has(e.loaderId)) return;
+        // a new document starts with 'init'; later events belong to it
+        let l = this.lifecycle;
+        if (l === null || e.name === 'init' || l.loaderId !== e.loaderId) {
+          l = { loaderId: e.loaderId, reached: new Set() };
+          this.lifecycle = l;
+        }
+        l.reached.add(e.name);
+        const wake = this.lifecycleChanged;
+        this.lifecycleChanged = null;
+        wake?.();
+        return;
+      }
+      case 'Page.javascriptDialogOpening':
+        this.dialogs++;
+        this.send('Page.handleJavaScriptDialog', { accept: false }).catch(() => undefined);
+        return;
+      case 'Fetch.requestPaused':
+        void this.onRequestPaused(e as PausedRequest);
+        return;
+    }
+  }
+
+  /** A network event: requests in flight changed, or bytes arrived (`waitForNetworkIdle`). */
+  private touch(): void {
+    this.lastNetworkChange = Date.now();
+    const wake = this.networkChanged;
+    if (wake) {
+      this.networkChanged = null;
+      wake();
+    }
+  }
+
+  /** TEST AID (`offlineOrigins`): the policy for each request paused by `Fetch` (the proxy still guards what continues). */
+  private async onRequestPaused(e: PausedRequest): Promise<void> {
+    const url = e.request.url;
+    const id = { requestId: e.requestId };
     const abort = (reason: BlockReason, detail?: string) => {
       this.block(url, reason, detail);
-      return route.abort('blockedbyclient').catch(() => undefined);
+      return this.send('Fetch.failRequest', { ...id, errorReason: 'BlockedByClient' }).catch(() => undefined);
     };
     let u: URL;
     try {
@@ -1154,121 +1309,32 @@ class RenderJob {
       await abort('unsupported_scheme');
       return;
     }
-    if (type === 'font' || type === 'media') {
-      await abort(type);
+    if (e.resourceType === 'Font' || e.resourceType === 'Media') {
+      await abort(e.resourceType === 'Font' ? 'font' : 'media');
       return;
     }
-    if (this.overBudget && !this.isMainNavigation(req)) {
+    if (this.overBudget && !(e.resourceType === 'Document' && e.frameId === this.mainFrameId)) {
       await abort('page_budget', `over maxPageBytes (${this.o.maxPageBytes})`);
       return;
     }
     const mapped = this.o.offlineOrigins ? mapOfflineOrigin(u, this.o.offlineOrigins) : null;
-    if (mapped) {
-      await this.fulfillOffline(route, mapped);
+    if (!mapped) {
+      await this.send('Fetch.continueRequest', id).catch(() => undefined);
       return;
     }
-    await route.continue().catch(() => undefined);
-  }
-
-  /** TEST AID (`offlineOrigins`): fetch from the local base and fulfill as the original origin. */
-  private async fulfillOffline(route: Route, mapped: string): Promise<void> {
+    // fetched here from the local base, and answered to the page as if the origin had
     try {
       const host = new URL(mapped).hostname.replace(/^\[|\]$/g, '');
       const refused = await checkHost(this.owner.addressGuard, host);
       if (refused) {
-        this.block(route.request().url(), 'private_address', `offline origin ${mapped}: ${refused}`);
-        await route.abort('blockedbyclient');
+        await abort('private_address', `offline origin ${mapped}: ${refused}`);
         return;
       }
-      const response = await route.fetch({ url: mapped, maxRedirects: 0, timeout: Math.max(1, Math.min(15_000, this.remaining())) });
-      await route.fulfill({ response });
+      const r = await fetchOffline(mapped, e.request, Math.max(1, Math.min(15_000, this.remaining())), this.o.maxPageBytes);
+      await this.send('Fetch.fulfillRequest', { ...id, responseCode: r.status, responseHeaders: r.headers, body: r.body.toString('base64') });
     } catch {
-      await route.abort('failed').catch(() => undefined);
+      await this.send('Fetch.failRequest', { ...id, errorReason: 'Failed' }).catch(() => undefined);
     }
-  }
-
-  /**
-   * Everything the page's network does, from the DevTools Network events of the page target: the
-   * byte budget, the requests in flight (settle), the main frame's navigations and response, failed
-   * requests (matched to the proxy's refusals). Playwright's own request events are not subscribed
-   * to, so Node is not sent each request twice. Unless the route handler does it (`offlineOrigins`),
-   * media URLs are refused here too (`Network.setBlockedURLs`, checked inside Chromium: no request
-   * pauses for a round trip to Node); web fonts are never requested (`--disable-remote-fonts`).
-   */
-  private async attachNetworkAccounting(context: BrowserContext, page: Page, blockMedia: boolean): Promise<void> {
-    const cdp = await context.newCDPSession(page);
-    this.cdp = cdp;
-    const touch = () => {
-      this.lastNetworkChange = Date.now();
-      const wake = this.networkChanged;
-      if (wake) {
-        this.networkChanged = null;
-        wake();
-      }
-    };
-    /** requestId → resource type, for requests Chromium refused (`blockedReason`). */
-    const types = new Map<string, string>();
-    cdp.on('Network.requestWillBeSent', (e) => {
-      touch();
-      const main = e.type === 'Document' && e.frameId === this.mainFrameId;
-      // the requested URL, then each redirect hop (same requestId), then script navigations
-      if (main && this.navigations.length < 50) this.navigations.push(e.request.url);
-      this.inflight.set(e.requestId, e.request.url);
-      if (e.redirectResponse) return; // same requestId, already counted
-      this.requests++;
-      if (e.type !== undefined) types.set(e.requestId, e.type);
-      if (main) this.mainDocBytes.set(e.requestId, 0);
-    });
-    cdp.on('Network.responseReceived', (e) => {
-      touch();
-      if (e.type === 'Document' && e.frameId === this.mainFrameId) {
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(e.response.headers)) headers[k.toLowerCase()] = String(v);
-        this.lastMainResponse = { url: e.response.url, status: e.response.status, statusText: e.response.statusText, headers };
-      }
-      if (!this.mainDocBytes.has(e.requestId)) return;
-      const declared = Number(headerValue(e.response.headers, 'content-length'));
-      const max = this.o.maxPageBytes;
-      if (Number.isFinite(declared) && declared > max) {
-        this.stopWith({ reason: 'too_large', detail: `the document declares ${declared} bytes, over maxPageBytes (${max})` });
-      }
-    });
-    cdp.on('Network.dataReceived', (e) => {
-      touch();
-      const max = this.o.maxPageBytes;
-      this.bytes += e.dataLength;
-      const doc = this.mainDocBytes.get(e.requestId);
-      if (doc !== undefined) {
-        const n = doc + e.dataLength;
-        this.mainDocBytes.set(e.requestId, n);
-        if (n > max) this.stopWith({ reason: 'too_large', detail: `the document is over maxPageBytes (${max} bytes)` });
-      }
-      if (this.bytes > max) this.budgetSpent();
-    });
-    cdp.on('Network.loadingFinished', (e) => {
-      touch();
-      this.inflight.delete(e.requestId);
-      types.delete(e.requestId);
-    });
-    cdp.on('Network.loadingFailed', (e) => {
-      touch();
-      const url = this.inflight.get(e.requestId);
-      const type = types.get(e.requestId);
-      types.delete(e.requestId);
-      if (!this.inflight.delete(e.requestId)) return;
-      this.failed++;
-      // the main document cut off by the byte budget: nothing complete to extract
-      if (this.overBudget && this.mainDocBytes.has(e.requestId)) this.documentCut();
-      if (e.blockedReason === 'inspector') this.block(url!, type === 'Font' ? 'font' : 'media');
-      else if (this.failedRequests.length < MAX_FAILED_TRACKED) this.failedRequests.push({ url: url!, error: e.errorText });
-    });
-    // one round trip for all three
-    const [tree] = await Promise.all([
-      cdp.send('Page.getFrameTree'),
-      cdp.send('Network.enable'),
-      blockMedia ? cdp.send('Network.setBlockedURLs', { urls: MEDIA_URL_PATTERNS }) : undefined,
-    ]);
-    this.mainFrameId = tree.frameTree.frame.id;
   }
 
   private documentCut(): void {
@@ -1284,7 +1350,7 @@ class RenderJob {
     // flight here raced with DevTools events still on their way for a document already complete.
     // The proxy cuts every origin connection and refuses new ones (it may have called us).
     this.proxy?.spendBudget();
-    this.cdp?.send('Page.stopLoading').catch(() => undefined);
+    if (this.sessionId) this.send('Page.stopLoading').catch(() => undefined);
   }
 
   /**
@@ -1338,32 +1404,32 @@ class RenderJob {
     return null;
   }
 
-  /** A goto that threw: download, timeout, a refused or failed hop. */
-  private navigationFailure(err: unknown): Stop {
+  /** No DOMContentLoaded in time: names what was still loading. */
+  private navigationTimeout(): Stop {
+    if (this.stopped) return this.stopped;
+    const pending = [...this.inflight.values()].slice(0, 3).map((u) => truncate(u, 120));
+    const waiting = pending.length > 0 ? `; still loading: ${pending.join(', ')}${this.inflight.size > 3 ? ` (+${this.inflight.size - 3})` : ''}` : '';
+    return { reason: 'navigation_timeout', detail: `no DOMContentLoaded within ${Math.min(this.o.navigationTimeoutMs, this.o.maxTimeMs)} ms${waiting}` };
+  }
+
+  /** A navigation Chromium ended without a document (`errorText`, e.g. `net::ERR_ABORTED`): download, budget, a refused or failed hop. */
+  private navigationFailure(errorText: string): Stop {
     if (this.stopped) return this.stopped;
     if (this.overBudget) return { reason: 'too_large', detail: `the byte budget (maxPageBytes ${this.o.maxPageBytes}) ran out while the document was loading` };
-    const message = firstLine(err);
-    if (this.downloadStarted || /Download is starting/i.test(message)) {
-      return { reason: 'download', detail: 'the navigation started a download (downloads are refused)' };
-    }
-    if (err instanceof playwrightErrors.TimeoutError) {
-      const pending = [...this.inflight.values()].slice(0, 3).map((u) => truncate(u, 120));
-      const waiting = pending.length > 0 ? `; still loading: ${pending.join(', ')}${this.inflight.size > 3 ? ` (+${this.inflight.size - 3})` : ''}` : '';
-      return { reason: 'navigation_timeout', detail: `no DOMContentLoaded within ${Math.min(this.o.navigationTimeoutMs, this.o.maxTimeMs)} ms${waiting}` };
-    }
+    if (this.downloadStarted) return { reason: 'download', detail: 'the navigation started a download (downloads are refused)' };
     const refusal = this.proxyRefusalFor(this.navigations);
     if (refusal) return refusal;
     const routeBlock = this.blocked.find((b) => this.navigations.includes(b.url));
     if (routeBlock) {
       return { reason: routeBlock.reason === 'unsupported_scheme' ? 'unsupported_scheme' : 'network_error', detail: `navigation refused: ${routeBlock.reason}` };
     }
-    return { reason: 'network_error', detail: message.replace(/^page\.goto:\s*/, '') };
+    return { reason: 'network_error', detail: `${errorText || 'the navigation ended without a document'} at ${truncate(this.navigations[this.navigations.length - 1] ?? this.url)}` };
   }
 
   /** The main frame's last navigation failed after the first document loaded (a script navigation). */
   private lateNavigationFailure(): Stop | null {
     const last = this.navigations[this.navigations.length - 1];
-    if (!last || !this.page) return null;
+    if (!last) return null;
     if (this.lastMainResponse && this.lastMainResponse.url === last) return null;
     const failed = this.failedRequests.find((f) => f.url === last);
     if (!failed) return null;
@@ -1415,8 +1481,52 @@ interface MainResponse {
   headers: Record<string, string>;
 }
 
-function mainResponseOf(r: Response): MainResponse {
-  return { url: r.url(), status: r.status(), statusText: r.statusText(), headers: r.headers() };
+/** `Fetch.requestPaused`, as the offline test aid reads it. */
+interface PausedRequest {
+  requestId: string;
+  request: { url: string; method: string; headers: Record<string, string>; postData?: string };
+  frameId: string;
+  resourceType: string;
+}
+
+/** Playwright's `serviceWorkers: 'block'`, as an init script: a registration resolves and does nothing. */
+const SERVICE_WORKER_BLOCK_SCRIPT = 'if (self.navigator && navigator.serviceWorker) navigator.serviceWorker.register = async () => {};';
+
+/** Request headers that describe one hop, not the request; not forwarded by `fetchOffline`. */
+const HOP_HEADERS = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+
+/**
+ * TEST AID: the page's request, sent to `url` instead (one hop, no redirect followed), with its body
+ * read whole (at most `maxBytes`) and its headers as they came (the body is not decoded: Chromium
+ * decodes it by its Content-Encoding).
+ */
+function fetchOffline(url: string, request: PausedRequest['request'], timeoutMs: number, maxBytes: number): Promise<{ status: number; headers: Array<{ name: string; value: string }>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(request.headers)) if (!HOP_HEADERS.has(k.toLowerCase())) headers[k] = v;
+    const get = url.startsWith('https:') ? https.request : http.request;
+    const req = get(url, { method: request.method, headers, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      res.on('data', (d: Buffer) => {
+        n += d.length;
+        if (n > maxBytes) req.destroy(new Error(`over ${maxBytes} bytes`));
+        else chunks.push(d);
+      });
+      res.on('end', () => {
+        const out: Array<{ name: string; value: string }> = [];
+        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) {
+          const name = res.rawHeaders[i]!;
+          if (!HOP_HEADERS.has(name.toLowerCase())) out.push({ name, value: res.rawHeaders[i + 1]! });
+        }
+        resolve({ status: res.statusCode ?? 502, headers: out, body: Buffer.concat(chunks) });
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(request.postData);
+  });
 }
 
 /**
