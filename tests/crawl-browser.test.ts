@@ -13,7 +13,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PageRenderer, type RenderResult, type RenderSuccess } from '../activities/crawl/browser';
-import { droppedDisabledFeatures, resolveChromiumExecutable } from '../activities/crawl/chromium-process';
+import { DISABLED_FEATURES } from '../activities/crawl/chromium-launch';
+import { resolveChromiumExecutable } from '../activities/crawl/chromium-process';
+import { DEFAULT_USER_AGENT } from '../activities/crawl/robots';
 import { HAVE_REAL_FIXTURES, REAL_FIXTURES } from './support/fixtures';
 
 let chromiumPath: string | null = null;
@@ -35,6 +37,8 @@ interface Hit {
 const hits: Hit[] = [];
 const hitsOn = (host: string) => hits.filter((h) => h.host.startsWith(host));
 const cookiesSeen: Array<string | null> = [];
+/** User agents of the requests a dedicated worker made (`/from-worker`). */
+const workerAgents: string[] = [];
 const pngCache = new Map<number, Buffer>();
 async function png(width: number): Promise<Buffer> {
   let b = pngCache.get(width);
@@ -190,6 +194,26 @@ function site(base: string, priv: string): Record<string, (req: http.IncomingMes
       res.end(html('<p id="storage"></p><script>document.getElementById("storage").textContent = "storage:" + localStorage.getItem("k")</script>'));
     },
     '/simple': page('<figure><img src="/img/simple.png?w=64" alt="simple"><figcaption>simple caption</figcaption></figure>'),
+    '/whoami': (req, res) => {
+      const seen = `ua=${req.headers['user-agent'] ?? ''}|lang=${req.headers['accept-language'] ?? ''}`.replace(/[<&]/g, '');
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(html(`<p id="server">${seen}</p><p id="page"></p><script>document.getElementById('page').textContent = 'ua=' + navigator.userAgent + '|lang=' + navigator.languages.join(',');
+        new Worker(URL.createObjectURL(new Blob(["fetch('${base}/from-worker')"], { type: 'text/javascript' })));</script>
+        <script src="/worker-seen?n=${workerAgents.length + 1}"></script>`));
+    },
+    // a parser-blocking script that arrives once the worker's request has (at most 5 s): the page above waits for it before its DOMContentLoaded
+    '/worker-seen': async (req, res) => {
+      const n = Number(new URL(req.url ?? '/', base).searchParams.get('n'));
+      for (let i = 0; i < 100 && workerAgents.length < n; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      res.writeHead(200, { 'content-type': 'text/javascript' });
+      res.end();
+    },
+    '/from-worker': (req, res) => {
+      workerAgents.push(req.headers['user-agent'] ?? '');
+      res.writeHead(204);
+      res.end();
+    },
+    '/closes-itself': page('<p>bye</p><script>setTimeout(() => window.close(), 20)</script>'),
   };
 }
 
@@ -456,6 +480,23 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
     console.log(`byte budget 300,000 (20 images of 60,000): stopped at ${r.network.wireBytes} bytes on the wire, ${r.network.bytes} decoded bytes reported, ${r.blocked.filter((b) => b.reason === 'page_budget').length} requests refused`);
   });
 
+  it('sends our user agent everywhere, and the locale as Accept-Language and navigator.languages', async () => {
+    const th = ok(await renderer.render(`${srv.base}/whoami`, { ...FAST, locale: 'th-TH' }));
+    expect(th.html).toContain(`<p id="server">ua=${DEFAULT_USER_AGENT}|lang=th-TH</p>`);
+    expect(th.html).toContain(`<p id="page">ua=${DEFAULT_USER_AGENT}|lang=th-TH</p>`);
+    // a page without a locale gets Chromium's own (the headless shell sends no Accept-Language), not the last page's
+    const plain = ok(await renderer.render(`${srv.base}/whoami`, FAST));
+    expect(plain.html).toContain(`<p id="server">ua=${DEFAULT_USER_AGENT}|lang=`);
+    expect(plain.html).not.toContain('th-TH');
+    // a worker's requests carry it too (it is the browser's, not a page override)
+    expect(workerAgents).toEqual([DEFAULT_USER_AGENT, DEFAULT_USER_AGENT]);
+  });
+
+  it('reads a page that tries to close its own window (a script may not close a window it did not open)', async () => {
+    const r = ok(await renderer.render(`${srv.base}/closes-itself`, { ...FAST, settleMs: 3_000, scrollSteps: 2 }));
+    expect(r.html).toContain('<p>bye</p>');
+  });
+
   it('dismisses dialogs and keeps popups from opening', async () => {
     const r = ok(await renderer.render(`${srv.base}/dialogs`, FAST));
     expect(r.dialogsDismissed).toBe(3);
@@ -562,8 +603,10 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
         pids.add(r.browserPid());
       }
       expect(r.stats()).toMatchObject({ pagesRendered: 5, pagesOk: 5, launches: 3, relaunches: 2, recycles: 2, crashes: 0 });
-      // our --disable-features still carries every feature playwright-core disables
-      expect(droppedDisabledFeatures(r.browserPid()!)).toEqual([]);
+      // the browser runs with our command line alone: one --disable-features (Chromium reads only the last), our user agent
+      const args = fs.readFileSync(`/proc/${r.browserPid()}/cmdline`, 'utf8').split('\0');
+      expect(args.filter((a) => a.startsWith('--disable-features='))).toEqual([`--disable-features=${DISABLED_FEATURES.join(',')}`]);
+      expect(args).toContain(`--user-agent=${DEFAULT_USER_AGENT}`);
       expect(pids.size).toBe(3);
     } finally {
       await r.close();
