@@ -5,8 +5,6 @@
  *   - crawlee / crawlee-scroll: PlaywrightCrawler, `page.content()` through `extractImages` (the second
  *     first runs our scroll expression and waits for 150 ms of network quiet, as ours does);
  *   - crawlee-incognito: crawlee with `useIncognitoPages` (a fresh context per page, as ours);
- *   - own-driver: our page work through one DevTools session per page of our own, no Playwright page
- *     (bench/crawl-cdp.ts: a measurement of Playwright's page driver, not the crawl stage);
  *   - warc: `readWarcHtml` + `extractImages` over `spec.warcFile`.
  */
 import fs from 'node:fs';
@@ -15,7 +13,6 @@ import { Worker } from 'node:worker_threads';
 import { PageRenderer, chromiumArgs, type RenderResult } from '../activities/crawl/browser';
 import { resolveChromiumExecutable } from '../activities/crawl/chromium-process';
 import { crawlConfigSchema } from '../activities/crawl/config';
-import { crawlWithOwnDriver, pageRendererCommandLine } from './crawl-cdp';
 import { scrollExpression } from '../activities/crawl/dom-facts';
 import { extractImages, type PageExtraction } from '../activities/crawl/extract-images';
 import { readWarcHtml } from '../activities/crawl/warc';
@@ -164,23 +161,6 @@ async function crawlee(done: () => void): Promise<Pick<ChildResult, 'launches'>>
   return { launches };
 }
 
-async function ownDriver(done: () => void): Promise<Pick<ChildResult, 'launches'>> {
-  const c = crawlConfigSchema.parse({ allowPrivateNetworks: ['127.0.0.1/32'] });
-  return crawlWithOwnDriver(
-    ownDriverCommandLine!,
-    spec.urls,
-    spec.concurrency,
-    { userAgent: c.userAgent, allowPrivateNetworks: c.allowPrivateNetworks, maxPageBytes: c.render.maxPageBytes, loadWaitMs: c.render.settleMs, pagesPerBrowser: c.recycleAfterPages },
-    (x) => {
-      count(x);
-      done();
-    },
-  );
-}
-
-// The browser command line of the own-driver run is read before the clock starts (it launches PageRenderer once).
-const ownDriverCommandLine = spec.mode === 'own-driver' ? await pageRendererCommandLine() : null;
-
 async function warc(): Promise<Pick<ChildResult, 'records' | 'launches'>> {
   const stream = readWarcHtml(spec.warcFile!);
   for await (const page of stream) {
@@ -204,7 +184,6 @@ const done = () => {
 };
 if (spec.mode === 'warc') extra = await warc();
 else if (spec.mode === 'ours' || spec.mode === 'ours-noscroll') extra = await ours(mem, done);
-else if (spec.mode === 'own-driver') extra = await ownDriver(done);
 else extra = await crawlee(done);
 const seconds = (performance.now() - started) / 1000;
 const memory = await mem.stop();

@@ -15,9 +15,8 @@
  * process) every 200 ms and at 100/250/500 pages. Both sides must extract all pages x 10 images.
  * For context it also runs, on the first BENCH_EXTRA_PAGES pages: ours, ours without scrolling
  * (scrollSteps 0), crawlee, crawlee doing our page work (the same scroll expression, then 150 ms of
- * network quiet), crawlee with a fresh context per page (`useIncognitoPages`), and our page work through
- * one DevTools session per page of our own with no Playwright page (bench/crawl-cdp.ts, a measurement of
- * Playwright's page driver; it handles only what the bench's pages need); the RESULT uses the two main runs.
+ * network quiet), and crawlee with a fresh context per page (`useIncognitoPages`); the RESULT uses the two
+ * main runs.
  *   - WARC: `readWarcHtml` + `extractImages` over a WARC.gz of 5,000 synthetic HTML responses (gzip per
  *     record, warcio's serializer), in a child process: records/s and peak RSS.
  * Last line: RESULT crawl ratio=<our pages/s / crawlee's pages/s> goal=>=1.0
@@ -44,7 +43,7 @@ const EXTRAS = process.env.BENCH_EXTRAS !== '0';
 const EXTRA_PAGES = Math.min(PAGES, Number(process.env.BENCH_EXTRA_PAGES ?? 100));
 const MARKS = [100, 250, 500].filter((m) => m < PAGES).concat(PAGES);
 
-export type Mode = 'ours' | 'ours-noscroll' | 'crawlee' | 'crawlee-scroll' | 'crawlee-incognito' | 'own-driver' | 'warc';
+export type Mode = 'ours' | 'ours-noscroll' | 'crawlee' | 'crawlee-scroll' | 'crawlee-incognito' | 'warc';
 
 export interface ChildSpec {
   mode: Mode;
@@ -183,7 +182,6 @@ async function main() {
       extras.push([`crawlee, ${EXTRA_PAGES} pages`, check(await runChild(spec('crawlee', few)))]);
       extras.push([`crawlee + our scroll + quiet, ${EXTRA_PAGES} p.`, check(await runChild(spec('crawlee-scroll', few)))]);
       extras.push([`crawlee, incognito pages, ${EXTRA_PAGES} p.`, check(await runChild(spec('crawlee-incognito', few)))]);
-      extras.push([`our work, own DevTools driver, ${EXTRA_PAGES} p.`, check(await runChild(spec('own-driver', few)))]);
     }
 
     const o = median(ours);

@@ -1,21 +1,26 @@
 /**
- * The browser layer of the crawl stage: render one page in Debian's Chromium (driven by
- * playwright-core), scroll it so lazy loaders fire, let the network settle, and return the rendered
- * DOM's extraction (extract-images.ts) with the live facts of its images. A page where nothing could
- * respond to scrolling is not scrolled, and one where nothing could change after its load event is
- * read at once (the settle probe, dom-facts.ts). No Temporal, no database:
- * the `mella-browser` activity owns one `PageRenderer` per worker process and feeds it URLs from the
- * frontier. docs/crawl.md ("Browser rendering") describes the behaviour; the comments here say where
- * each rule is applied.
+ * The browser layer of the crawl stage: render one page in Debian's Chromium, scroll it so lazy
+ * loaders fire, let the network settle, and return the rendered DOM's extraction (extract-images.ts)
+ * with the live facts of its images. A page where nothing could respond to scrolling is not scrolled,
+ * and one where nothing could change after its load event is read at once (the settle probe,
+ * dom-facts.ts). No Temporal, no database: the `mella-browser` activity owns one `PageRenderer` per
+ * worker process and feeds it URLs from the frontier. docs/crawl.md ("Browser rendering") describes
+ * the behaviour; the comments here say where each rule is applied.
  *
+ * - The pages are driven over the DevTools protocol directly (devtools-pipe.ts), one flat session per
+ *   page, on a Chromium we start ourselves (chromium-launch.ts): no automation library's page driver
+ *   sits in between. It was the largest cost of a page that was not the page's own (docs/crawl.md,
+ *   "Figures"), and a crawl needs a small part of what it does: navigation, lifecycle, evaluation,
+ *   dialogs, popups, crashes.
  * - One browser per renderer, relaunched every `recycleAfterPages` pages (memory stays bounded) and
- *   after it dies. A fresh BrowserContext per page: no cookies, storage or cache shared between
+ *   after it dies. A fresh browser context per page: no cookies, storage or cache shared between
  *   pages; downloads refused, service workers blocked, dialogs dismissed, popups closed.
  * - Every connection of the page goes through a per-page guarded proxy (guard-proxy.ts): the SSRF
  *   guard, redirects, WebSockets and prefetches included, and without a DNS check/use gap. No
  *   request pauses for Node: web fonts are off in Chromium, media URLs are refused by Chromium
  *   (`Network.setBlockedURLs`), and one DevTools session per page does the bookkeeping (bytes,
- *   requests in flight, navigations). Only the offline origin map that tests use routes requests.
+ *   requests in flight, navigations). Only the offline origin map that tests use pauses requests
+ *   (`Fetch`).
  * - Contexts are prepared ahead (spares) while earlier pages wait, and closed after the result is
  *   returned; each context still serves exactly one page.
  * - Bounded everywhere: navigation, load, scroll, settle and extraction run inside one `maxTimeMs`
@@ -1451,7 +1456,7 @@ class RenderJob {
     return null;
   }
 
-  /** Route refusals plus the proxy's, matched to the requests they failed where possible. */
+  /** Refusals of the offline aid and of Chromium (media), plus the proxy's, matched to the requests they failed where possible. */
   private collectBlocked(): BlockedRequest[] {
     const out = [...this.blocked];
     const events: ProxyEvent[] = (this.proxy?.events ?? []).filter((e) => e.reason === 'private_address' || e.reason === 'bad_request' || e.reason === 'budget');

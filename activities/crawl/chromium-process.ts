@@ -1,8 +1,7 @@
 /**
  * The Chromium binary and its processes, for the browser renderer (browser.ts): which executable to
- * launch, which process is ours (found by a marker switch on its command line, since Playwright's
- * `Browser` does not expose the process), and how much memory the browser and its children hold.
- * Linux only (/proc); elsewhere the pid is null and the memory figure is 0.
+ * launch (chromium-launch.ts starts it), whether a browser process still runs, and how much memory
+ * the browser and its children hold. Linux only (/proc); elsewhere the memory figure is 0.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -102,39 +101,6 @@ function listPids(): number[] {
   }
 }
 
-function readArgs(pid: number): string[] | null {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean);
-  } catch {
-    return null;
-  }
-}
-
-/**
- * The browser process whose command line carries `marker` (an extra switch we pass, such as
- * `--mella-renderer=<id>`): the one without `--type=`, which child processes have.
- */
-export function findBrowserPid(marker: string): number | null {
-  for (const pid of listPids()) {
-    const args = readArgs(pid);
-    if (args && args.includes(marker) && !args.some((a) => a.startsWith('--type='))) return pid;
-  }
-  return null;
-}
-
-/**
- * Chromium reads only the last `--disable-features` switch. Playwright passes its own list first,
- * and CHROMIUM_ARGS (browser.ts) passes a copy of it plus ours after it. This returns the features of
- * Playwright's list (the first switch) that the effective one (the last) lacks: not empty means
- * playwright-core changed its list and CHROMIUM_ARGS needs the update. [] when the process is gone.
- */
-export function droppedDisabledFeatures(pid: number): string[] {
-  const lists = (readArgs(pid) ?? []).filter((a) => a.startsWith('--disable-features=')).map((a) => a.slice('--disable-features='.length).split(',').filter(Boolean));
-  if (lists.length < 2) return [];
-  const effective = new Set(lists[lists.length - 1]);
-  return lists[0]!.filter((f) => !effective.has(f));
-}
-
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -144,7 +110,7 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** The process exists and is not a zombie (a killed browser stays a zombie until Playwright reaps it). */
+/** The process exists and is not a zombie (a killed browser stays a zombie until Node reaps it and reports its exit). */
 export function isRunning(pid: number): boolean {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
