@@ -28,11 +28,14 @@ export const DISABLED_FEATURES: readonly string[] = [
   'WebUIOmniboxPopup', 'WebUIOmniboxAimPopup', 'WebUIOmniboxFullPopup',
 ];
 
-/** The crawl browser's switches, besides the profile folder, the user agent and `--block-new-web-contents` (`chromiumArgs`). */
+/** How the browser is started and driven: `launchChromium` adds these (an automation library adds its own). */
+const LAUNCH_ARGS: readonly string[] = ['--headless', '--remote-debugging-pipe', '--no-startup-window'];
+
+/**
+ * The crawl browser's switches, besides the user agent and `--block-new-web-contents` (`chromiumArgs`)
+ * and how it is started (`launchChromium`). bench:crawl gives crawlee's browser the same.
+ */
 export const CHROMIUM_ARGS: readonly string[] = [
-  '--headless',
-  '--remote-debugging-pipe',
-  '--no-startup-window',
   '--no-sandbox',
   '--disable-gpu',
   '--disable-dev-shm-usage',
@@ -111,12 +114,13 @@ export interface ChromiumProcess {
 const STDERR_TAIL = 4_000;
 
 /**
- * Starts `executable` with `args` and a fresh profile folder, and waits until it answers over the pipe.
+ * Starts `executable` headless with `args` (`chromiumArgs`) and a fresh profile folder, and waits until
+ * it answers over the pipe.
  * @throws Error with Chromium's stderr tail when it cannot be started, exits, or does not answer within `timeoutMs`.
  */
 export async function launchChromium(executable: ChromiumExecutable, args: string[], timeoutMs: number): Promise<ChromiumProcess> {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'mella-chromium-'));
-  const child = spawn(executable.path, [...args, `--user-data-dir=${profile}`], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+  const child = spawn(executable.path, [...LAUNCH_ARGS, ...args, `--user-data-dir=${profile}`], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => {
@@ -127,6 +131,7 @@ export async function launchChromium(executable: ChromiumExecutable, args: strin
     child.once('error', () => resolve());
   }).then(() => fs.rmSync(profile, { recursive: true, force: true }));
   const spawnError = new Promise<never>((_, reject) => child.once('error', (err) => reject(err)));
+  spawnError.catch(() => undefined); // observed by the race below while launching; later it means nothing
   const pipe = new DevToolsPipe(child.stdio[3] as Writable, child.stdio[4] as Readable);
   let timer: NodeJS.Timeout | undefined;
   try {
