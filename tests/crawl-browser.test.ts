@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PageRenderer, type RenderResult, type RenderSuccess } from '../activities/crawl/browser';
 import { DISABLED_FEATURES } from '../activities/crawl/chromium-launch';
-import { resolveChromiumExecutable } from '../activities/crawl/chromium-process';
+import { processTreeMemory, resolveChromiumExecutable } from '../activities/crawl/chromium-process';
 import { DEFAULT_USER_AGENT } from '../activities/crawl/robots';
 import { HAVE_REAL_FIXTURES, REAL_FIXTURES } from './support/fixtures';
 
@@ -589,6 +589,33 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
       expect(await pending).toMatchObject({ ok: false, reason: 'browser_crashed' });
       ok(await r.render(`${srv.base}/simple`, FAST));
       expect(r.stats()).toMatchObject({ launches: 3, relaunches: 2, crashes: 2, pagesOk: 3, failures: { browser_crashed: 1 } });
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('answers a page whose renderer process dies as browser_crashed, and the browser goes on', async () => {
+    const r = await PageRenderer.launch({ allowPrivateNetworks: ['127.0.0.1/32'], sparePages: 0 });
+    try {
+      const requested = hits.filter((h) => h.path === '/never.png').length;
+      const pending = r.render(`${srv.base}/hang-image`, { settleMs: 10_000 });
+      for (let i = 0; i < 200 && hits.filter((h) => h.path === '/never.png').length === requested; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const browser = r.browserPid()!;
+      const renderers = processTreeMemory(browser).pids.filter((pid) => {
+        try {
+          return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('--type=renderer');
+        } catch {
+          return false;
+        }
+      });
+      expect(renderers.length).toBeGreaterThan(0);
+      for (const pid of renderers) process.kill(pid, 'SIGKILL');
+      expect(await pending).toMatchObject({ ok: false, reason: 'browser_crashed', detail: expect.stringMatching(/renderer process crashed/) });
+      ok(await r.render(`${srv.base}/simple`, FAST));
+      expect(r.browserPid()).toBe(browser);
+      expect(r.stats()).toMatchObject({ launches: 1, crashes: 0, pagesOk: 1, failures: { browser_crashed: 1 } });
     } finally {
       await r.close();
     }
