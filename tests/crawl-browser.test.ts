@@ -488,6 +488,8 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
     const plain = ok(await renderer.render(`${srv.base}/whoami`, FAST));
     expect(plain.html).toContain(`<p id="server">ua=${DEFAULT_USER_AGENT}|lang=`);
     expect(plain.html).not.toContain('th-TH');
+    // a malformed tag is the caller's error, before the browser is used
+    await expect(renderer.render(`${srv.base}/whoami`, { ...FAST, locale: 'th TH' })).rejects.toThrow(/RenderOptions.locale/);
     // a worker's requests carry it too (it is the browser's, not a page override)
     expect(workerAgents).toEqual([DEFAULT_USER_AGENT, DEFAULT_USER_AGENT]);
   });

@@ -35,7 +35,8 @@ import net from 'node:net';
 import { AddressGuard } from '../shared/address-guard';
 import { chromiumArgs, launchChromium, type ChromiumProcess } from './chromium-launch';
 import { isRunning, processTreeMemory, resolveChromiumExecutable, type ChromiumExecutable } from './chromium-process';
-import { DevToolsClosedError, type DevToolsPipe } from './devtools-pipe';
+import type { Protocol } from 'devtools-protocol';
+import { DevToolsClosedError, type DevToolsCommand, type DevToolsEvent, type DevToolsParams, type DevToolsPipe, type DevToolsResult } from './devtools-pipe';
 import { factsExpression, keyDomFacts, scrollExpression, settleProbeExpression, SCROLL_LISTENERS_INIT_SCRIPT, type ImageDomFacts, type RawPageFacts, type SettleProbe } from './dom-facts';
 import { extractImages, type ExtractOptions, type PageExtraction } from './extract-images';
 import { GuardProxy, joinHostPort, originAgent, type ProxyEvent } from './guard-proxy';
@@ -625,11 +626,12 @@ export class PageRenderer {
     });
     // The browser's own events: pages created (a popup is one in a page's context), crashed or gone.
     // One subscription per browser; each event goes to the page it names.
-    slot.pipe.on('', (method, params) => {
-      const info = params.targetInfo as { targetId: string; type: string; browserContextId?: string } | undefined;
-      if (method === 'Target.targetCreated' && info?.type === 'page' && info.browserContextId !== undefined) slot.jobs.get(info.browserContextId)?.onTargetCreated(info.targetId);
-      else if (method === 'Target.targetCrashed' || method === 'Target.targetDestroyed') {
-        for (const job of slot.jobs.values()) job.onTargetGone(String(params.targetId), method === 'Target.targetCrashed');
+    slot.pipe.on('', (event) => {
+      if (event.method === 'Target.targetCreated') {
+        const info = event.params.targetInfo;
+        if (info.type === 'page' && info.browserContextId !== undefined) slot.jobs.get(info.browserContextId)?.onTargetCreated(info.targetId);
+      } else if (event.method === 'Target.targetCrashed' || event.method === 'Target.targetDestroyed') {
+        for (const job of slot.jobs.values()) job.onTargetGone(event.params.targetId, event.method === 'Target.targetCrashed');
       }
     });
     try {
@@ -666,6 +668,14 @@ function resolveRenderOptions(o: RenderOptions): ResolvedRenderOptions {
   }
   if (r.maxPageBytes < 1) throw new RangeError('RenderOptions.maxPageBytes must be >= 1');
   if (r.alwaysScroll !== undefined && typeof r.alwaysScroll !== 'boolean') throw new RangeError(`RenderOptions.alwaysScroll must be a boolean, got ${String(r.alwaysScroll)}`);
+  if (r.locale !== undefined) {
+    // a BCP 47 tag (Chromium would refuse it per page, after the context was made)
+    try {
+      if (typeof r.locale !== 'string' || Intl.getCanonicalLocales(r.locale).length !== 1) throw new RangeError();
+    } catch {
+      throw new RangeError(`RenderOptions.locale must be one BCP 47 language tag such as th-TH, got ${JSON.stringify(r.locale)}`);
+    }
+  }
   r.scrollSteps = Math.floor(r.scrollSteps);
   return r;
 }
@@ -884,8 +894,8 @@ class RenderJob {
   }
 
   /** A command to the page's DevTools session. */
-  private send<T = Record<string, unknown>>(method: string, params: Record<string, unknown> = {}): Promise<T> {
-    return this.slot.pipe.send<T>(method, params, this.sessionId ?? undefined);
+  private send<M extends DevToolsCommand>(method: M, params?: DevToolsParams<M>): Promise<DevToolsResult<M>> {
+    return this.slot.pipe.send(method, params, this.sessionId ?? undefined);
   }
 
   /**
@@ -906,7 +916,7 @@ class RenderJob {
     const { viewport } = this.owner.contextOptions;
     try {
       // `<-loopback>`: loopback addresses go through the proxy too (Chromium bypasses them by default)
-      const { browserContextId } = await pipe.send<{ browserContextId: string }>('Target.createBrowserContext', {
+      const { browserContextId } = await pipe.send('Target.createBrowserContext', {
         disposeOnDetach: true,
         proxyServer: this.proxy.url,
         proxyBypassList: '<-loopback>',
@@ -914,25 +924,25 @@ class RenderJob {
       this.contextId = browserContextId;
       this.slot.jobs.set(browserContextId, this);
       const [{ targetId }] = await Promise.all([
-        pipe.send<{ targetId: string }>('Target.createTarget', { url: 'about:blank', browserContextId }),
+        pipe.send('Target.createTarget', { url: 'about:blank', browserContextId }),
         // refused (Page.navigate says `isDownload` of a navigation that became one)
         pipe.send('Browser.setDownloadBehavior', { behavior: 'deny', browserContextId }),
       ]);
       this.targetId = targetId;
-      const { sessionId } = await pipe.send<{ sessionId: string }>('Target.attachToTarget', { targetId, flatten: true });
+      const { sessionId } = await pipe.send('Target.attachToTarget', { targetId, flatten: true });
       this.sessionId = sessionId;
     } catch (err) {
       if (err instanceof DevToolsClosedError || this.slot.dead) throw new BrowserGoneError(firstLine(err));
       throw err;
     }
-    pipe.on(this.sessionId, (method, params) => this.onEvent(method, params));
+    pipe.on(this.sessionId!, (event) => this.onEvent(event));
     // Only the offline test aid pauses requests for Node (`Fetch`); otherwise media URLs are refused
     // inside Chromium (`Network.setBlockedURLs`), web fonts are never requested
     // (`--disable-remote-fonts`), and the proxy guards every connection.
     const offline = offlineOrigins !== undefined && Object.keys(offlineOrigins).length > 0;
     // one round trip for all of them
     const [tree] = await Promise.all([
-      this.send<{ frameTree: { frame: { id: string } } }>('Page.getFrameTree'),
+      this.send('Page.getFrameTree'),
       this.send('Page.enable'),
       this.send('Page.setLifecycleEventsEnabled', { enabled: true }),
       this.send('Network.enable'),
@@ -1124,8 +1134,13 @@ class RenderJob {
    */
   private async navigate(timeoutMs: number): Promise<Stop | null> {
     const deadline = Date.now() + timeoutMs;
-    const nav = this.send<{ errorText?: string; loaderId?: string; isDownload?: boolean }>('Page.navigate', { url: this.url }).catch((err: unknown) => ({ errorText: firstLine(err), loaderId: undefined, isDownload: false }));
-    const answered = await withTimeout(nav, timeoutMs, null);
+    // a closed pipe (the browser died) rejects out of here: `run` names it `browser_crashed`
+    const nav = this.send('Page.navigate', { url: this.url }).catch((err: unknown): { errorText?: string; loaderId?: string; isDownload?: boolean } => {
+      if (err instanceof DevToolsClosedError) throw err;
+      return { errorText: firstLine(err) };
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([nav, new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)))]).finally(() => clearTimeout(timer));
     if (this.stopped) return this.stopped;
     if (answered === null) return this.navigationTimeout();
     if (answered.loaderId) this.navigationLoaders.add(answered.loaderId);
@@ -1170,11 +1185,7 @@ class RenderJob {
    * awaited). Rejects when it throws, or when its document goes away (a navigation) first.
    */
   private async evaluate<T>(expression: string): Promise<T> {
-    const r = await this.send<{ result: { value?: unknown }; exceptionDetails?: { text: string; exception?: { description?: string } } }>('Runtime.evaluate', {
-      expression,
-      awaitPromise: true,
-      returnByValue: true,
-    });
+    const r = await this.send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true });
     if (r.exceptionDetails) throw new Error(`evaluation failed: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
     return r.result.value as T;
   }
@@ -1200,14 +1211,15 @@ class RenderJob {
    * (DOMContentLoaded, load) and dialogs, which are dismissed. Fetch pauses come only from the
    * offline test aid.
    */
-  private onEvent(method: string, e: Record<string, any>): void {
-    switch (method) {
+  private onEvent(event: DevToolsEvent): void {
+    switch (event.method) {
       case 'Network.requestWillBeSent': {
+        const e = event.params;
         this.touch();
         const main = e.type === 'Document' && e.frameId === this.mainFrameId;
         // the requested URL, then each redirect hop (same requestId), then script navigations
         if (main && this.navigations.length < 50) this.navigations.push(e.request.url);
-        if (main && typeof e.loaderId === 'string') this.navigationLoaders.add(e.loaderId);
+        if (main) this.navigationLoaders.add(e.loaderId);
         this.inflight.set(e.requestId, e.request.url);
         if (e.redirectResponse) return; // same requestId, already counted
         this.requests++;
@@ -1216,10 +1228,11 @@ class RenderJob {
         return;
       }
       case 'Network.responseReceived': {
+        const e = event.params;
         this.touch();
         if (e.type === 'Document' && e.frameId === this.mainFrameId) {
           const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(e.response.headers as Record<string, unknown>)) headers[k.toLowerCase()] = String(v);
+          for (const [k, v] of Object.entries(e.response.headers)) headers[k.toLowerCase()] = String(v);
           this.lastMainResponse = { url: e.response.url, status: e.response.status, statusText: e.response.statusText ?? '', headers };
         }
         if (!this.mainDocBytes.has(e.requestId)) return;
@@ -1231,12 +1244,13 @@ class RenderJob {
         return;
       }
       case 'Network.dataReceived': {
+        const e = event.params;
         this.touch();
         const max = this.o.maxPageBytes;
-        this.bytes += e.dataLength as number;
+        this.bytes += e.dataLength;
         const doc = this.mainDocBytes.get(e.requestId);
         if (doc !== undefined) {
-          const n = doc + (e.dataLength as number);
+          const n = doc + e.dataLength;
           this.mainDocBytes.set(e.requestId, n);
           if (n > max) this.stopWith({ reason: 'too_large', detail: `the document is over maxPageBytes (${max} bytes)` });
         }
@@ -1245,10 +1259,11 @@ class RenderJob {
       }
       case 'Network.loadingFinished':
         this.touch();
-        this.inflight.delete(e.requestId);
-        this.requestTypes.delete(e.requestId);
+        this.inflight.delete(event.params.requestId);
+        this.requestTypes.delete(event.params.requestId);
         return;
       case 'Network.loadingFailed': {
+        const e = event.params;
         this.touch();
         const url = this.inflight.get(e.requestId);
         const type = this.requestTypes.get(e.requestId);
@@ -1262,6 +1277,7 @@ class RenderJob {
         return;
       }
       case 'Page.lifecycleEvent': {
+        const e = event.params;
         if (e.frameId !== this.mainFrameId || !this.navigationLoaders.has(e.loaderId)) return;
         // a new document starts with 'init'; later events belong to it
         let l = this.lifecycle;
@@ -1280,7 +1296,7 @@ class RenderJob {
         this.send('Page.handleJavaScriptDialog', { accept: false }).catch(() => undefined);
         return;
       case 'Fetch.requestPaused':
-        void this.onRequestPaused(e as PausedRequest);
+        void this.onRequestPaused(event.params);
         return;
     }
   }
@@ -1296,7 +1312,7 @@ class RenderJob {
   }
 
   /** TEST AID (`offlineOrigins`): the policy for each request paused by `Fetch` (the proxy still guards what continues). */
-  private async onRequestPaused(e: PausedRequest): Promise<void> {
+  private async onRequestPaused(e: Protocol.Fetch.RequestPausedEvent): Promise<void> {
     const url = e.request.url;
     const id = { requestId: e.requestId };
     const abort = (reason: BlockReason, detail?: string) => {
@@ -1486,14 +1502,6 @@ interface MainResponse {
   headers: Record<string, string>;
 }
 
-/** `Fetch.requestPaused`, as the offline test aid reads it. */
-interface PausedRequest {
-  requestId: string;
-  request: { url: string; method: string; headers: Record<string, string>; postData?: string };
-  frameId: string;
-  resourceType: string;
-}
-
 /** Playwright's `serviceWorkers: 'block'`, as an init script: a registration resolves and does nothing. */
 const SERVICE_WORKER_BLOCK_SCRIPT = 'if (self.navigator && navigator.serviceWorker) navigator.serviceWorker.register = async () => {};';
 
@@ -1505,7 +1513,7 @@ const HOP_HEADERS = new Set(['host', 'connection', 'keep-alive', 'proxy-connecti
  * read whole (at most `maxBytes`) and its headers as they came (the body is not decoded: Chromium
  * decodes it by its Content-Encoding).
  */
-function fetchOffline(url: string, request: PausedRequest['request'], timeoutMs: number, maxBytes: number): Promise<{ status: number; headers: Array<{ name: string; value: string }>; body: Buffer }> {
+function fetchOffline(url: string, request: Protocol.Network.Request, timeoutMs: number, maxBytes: number): Promise<{ status: number; headers: Array<{ name: string; value: string }>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(request.headers)) if (!HOP_HEADERS.has(k.toLowerCase())) headers[k] = v;

@@ -136,7 +136,7 @@ export async function launchChromium(executable: ChromiumExecutable, args: strin
   let timer: NodeJS.Timeout | undefined;
   try {
     const answered = await Promise.race([
-      pipe.send<{ product: string }>('Browser.getVersion'),
+      pipe.send('Browser.getVersion'),
       spawnError,
       exited.then(() => Promise.reject(new Error(`exited with ${child.exitCode ?? child.signalCode}`))),
       new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),

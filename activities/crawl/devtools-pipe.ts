@@ -4,13 +4,23 @@
  * Sessions are flat (`Target.attachToTarget` with `flatten: true`): a page's commands and events carry
  * its `sessionId`; the browser's own have none.
  *
- * No dependency: this is the whole transport a crawl page needs (browser.ts drives the pages,
- * chromium-launch.ts starts the process). When the pipe closes every pending command rejects with
+ * This is the whole transport a crawl page needs (browser.ts drives the pages, chromium-launch.ts
+ * starts the process). Commands and events are typed by the protocol's own definitions (the
+ * `devtools-protocol` package, types only). When the pipe closes every pending command rejects with
  * `DevToolsClosedError` and `closed` resolves.
  */
 import type { Readable, Writable } from 'node:stream';
+import type { ProtocolMapping } from 'devtools-protocol/types/protocol-mapping';
 
-export type DevToolsEventHandler = (method: string, params: Record<string, unknown>) => void;
+type Commands = ProtocolMapping.Commands;
+export type DevToolsCommand = keyof Commands;
+export type DevToolsParams<M extends DevToolsCommand> = Commands[M]['paramsType'][0];
+export type DevToolsResult<M extends DevToolsCommand> = Commands[M]['returnType'];
+
+/** One event: `method` names it, and narrows `params` to its type (`switch (event.method)`). */
+export type DevToolsEvent = { [M in keyof ProtocolMapping.Events]: { method: M; params: ProtocolMapping.Events[M][0] } }[keyof ProtocolMapping.Events];
+
+export type DevToolsEventHandler = (event: DevToolsEvent) => void;
 
 /** A response (`id`) or an event (`method`, for `sessionId`; none for the browser's). */
 interface Message {
@@ -75,11 +85,12 @@ export class DevToolsPipe {
     this.handlers.delete(sessionId);
   }
 
-  send<T = Record<string, unknown>>(method: string, params: Record<string, unknown> = {}, sessionId?: string): Promise<T> {
+  /** Sends a command to the browser, or with `sessionId` to that page's session. */
+  send<M extends DevToolsCommand>(method: M, params?: DevToolsParams<M>, sessionId?: string): Promise<DevToolsResult<M>> {
     if (this.gone) return Promise.reject(this.gone);
     const id = ++this.nextId;
-    const message = sessionId ? { id, method, params, sessionId } : { id, method, params };
-    return new Promise<T>((resolve, reject) => {
+    const message = sessionId ? { id, method, params: params ?? {}, sessionId } : { id, method, params: params ?? {} };
+    return new Promise<DevToolsResult<M>>((resolve, reject) => {
       this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject });
       this.out.write(`${JSON.stringify(message)}\0`);
     });
@@ -116,7 +127,7 @@ export class DevToolsPipe {
     const handler = this.handlers.get(m.sessionId ?? '');
     if (!handler) return;
     try {
-      handler(m.method, m.params ?? {});
+      handler({ method: m.method, params: m.params ?? {} } as DevToolsEvent);
     } catch (err) {
       // a handler's bug must not break the transport of every other page
       console.error(`DevTools event handler for ${m.method} threw:`, err);
