@@ -7,6 +7,8 @@
  * requests in any interval than a token bucket of that size and rate allows (which implies a minimum
  * elapsed time), never as a speed.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cachedChat } from '../activities/llm/call';
 import { llmConfigSchema } from '../activities/llm/config';
@@ -184,4 +186,37 @@ describe('rate limits, measured at the stand-in', () => {
     const arrivals = await burst({ requestsPerMinute: 100_000, tokensPerMinute: 4_800 }, 256);
     expectBucket(arrivals, 240, 4);
   }, 60_000);
+});
+
+describe('an answer PostgreSQL cannot store as it came', () => {
+  it('stores a completion holding NUL characters (U+FFFD in their place), pays for it once, and answers it from the cache', async () => {
+    // A real HTTP server speaking the chat completions protocol, whose model emits NUL, as the demo's
+    // tiny random fine-tune did (the stand-in never does).
+    let requests = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        requests++;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'c1', object: 'chat.completion', created: 0, model: 'nul-model', choices: [{ index: 0, finish_reason: 'length', message: { role: 'assistant', content: 'ก\u0000ข\u0000' } }], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      const endpoint = resolveEndpoint(llmConfigSchema.parse({ endpoints: { default: { baseUrl, maxAttempts: 3 } } }), 'default');
+      const ask = () => cachedChat({ endpoint, model: 'nul-model', promptVersion: 'nul-v1', messages: [{ role: 'user', content: 'x' }], temperature: 0, maxTokens: 4, inputHash: uniqueRunId('nul') });
+      const inputHash = uniqueRunId('nul');
+      const first = await cachedChat({ endpoint, model: 'nul-model', promptVersion: 'nul-v1', messages: [{ role: 'user', content: 'x' }], temperature: 0, maxTokens: 4, inputHash });
+      expect(first).toMatchObject({ ok: true, content: 'ก\uFFFDข\uFFFD', cached: false, attempts: 1 });
+      const again = await cachedChat({ endpoint, model: 'nul-model', promptVersion: 'nul-v1', messages: [{ role: 'user', content: 'x' }], temperature: 0, maxTokens: 4, inputHash });
+      expect(again).toMatchObject({ ok: true, content: 'ก\uFFFDข\uFFFD', cached: true });
+      // answers stored in the same group commit beside it are not lost with it
+      const several = await Promise.all(Array.from({ length: 6 }, ask));
+      expect(several.every((o) => o.ok && o.content === 'ก\uFFFDข\uFFFD' && o.attempts === 1)).toBe(true);
+      expect(requests).toBe(7);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });

@@ -1,14 +1,14 @@
 /**
  * The SSRF guard of the browser crawl: a small forward proxy on 127.0.0.1 that every request of a
- * rendered page goes through (the page's BrowserContext is created with `proxy: { server }`).
+ * rendered page goes through (the page's browser context is created with it as `proxyServer`).
  *
  * Why a proxy and not only request interception (`context.route`): interception, as Playwright and
  * the DevTools protocol offer it, does not see every connection a page makes. Checked on Chromium 156
  * (docs/crawl.md, "Browser rendering"): the redirect hops of a routed request are continued without
  * the route handler, WebSockets are not intercepted, and speculation-rules prefetch/prerender run
  * outside the page's interception. A proxy sees all of them, because Chromium sends every HTTP(S)
- * and WebSocket connection of the context through it, loopback included (Playwright adds
- * `<-loopback>` to the bypass list).
+ * and WebSocket connection of the context through it, loopback included (browser.ts puts
+ * `<-loopback>` in the bypass list).
  *
  * It also closes the DNS time-of-check/time-of-use gap: Chromium sends host names to the proxy and
  * resolves nothing itself; the proxy resolves each name once, refuses it unless every address is

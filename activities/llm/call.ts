@@ -196,6 +196,15 @@ function backoff(attempt: number, base: number, max: number): number {
   return exp / 2 + Math.random() * (exp / 2); // "equal jitter"
 }
 
+/**
+ * A model's text as PostgreSQL can store it: NUL (U+0000), which no `text` value may hold, becomes
+ * U+FFFD. A small or broken model does emit it (the demo's tiny random fine-tune did); stored as it
+ * came, the insert failed, and with it every answer of the same group commit, each then paid again.
+ */
+export function withoutNul(text: string): string {
+  return text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
+}
+
 const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 300);
 
 export async function cachedChat(r: ChatRequest): Promise<ChatOutcome> {
@@ -218,7 +227,7 @@ export async function cachedChat(r: ChatRequest): Promise<ChatOutcome> {
     if (!data || !Array.isArray(data.choices)) throw new Error('malformed completion: no choices');
     const choice = data.choices[0];
     const answer = {
-      content: choice?.message?.content ?? '',
+      content: withoutNul(choice?.message?.content ?? ''),
       finishReason: choice?.finish_reason ?? null,
       promptTokens: data.usage?.prompt_tokens ?? 0,
       completionTokens: data.usage?.completion_tokens ?? 0,
