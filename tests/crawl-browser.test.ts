@@ -6,14 +6,16 @@
  * test aid (skipped, with a message, when that folder is absent). Timing is asserted only as upper
  * bounds that show a wait was bounded, with generous slack for a loaded 2-core machine.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PageRenderer, type RenderResult, type RenderSuccess } from '../activities/crawl/browser';
-import { DISABLED_FEATURES } from '../activities/crawl/chromium-launch';
+import { BrowserLaunchError, PageRenderer, type RenderResult, type RenderSuccess } from '../activities/crawl/browser';
+import { DISABLED_FEATURES, sweepStaleProfiles } from '../activities/crawl/chromium-launch';
 import { processTreeMemory, resolveChromiumExecutable } from '../activities/crawl/chromium-process';
 import { DEFAULT_USER_AGENT } from '../activities/crawl/robots';
 import { HAVE_REAL_FIXTURES, REAL_FIXTURES } from './support/fixtures';
@@ -620,6 +622,40 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
       expect(r.stats()).toMatchObject({ launches: 1, crashes: 0, pagesOk: 1, failures: { browser_crashed: 1 } });
     } finally {
       await r.close();
+    }
+  });
+
+  it('fails a launch with BrowserLaunchError: no such file, a process that exits at once, one that never answers', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mella-fake-chromium-'));
+    try {
+      const silent = path.join(dir, 'silent-chromium');
+      fs.writeFileSync(silent, '#!/bin/sh\nexec sleep 30\n', { mode: 0o755 });
+      const failing = path.join(dir, 'failing-chromium');
+      fs.writeFileSync(failing, '#!/bin/sh\necho "no display here" >&2\nexit 3\n', { mode: 0o755 });
+      await expect(PageRenderer.launch({ executablePath: path.join(dir, 'missing') })).rejects.toThrow(BrowserLaunchError);
+      await expect(PageRenderer.launch({ executablePath: failing })).rejects.toThrow(/exited with 3; stderr: no display here/);
+      const started = Date.now();
+      await expect(PageRenderer.launch({ executablePath: silent, launchTimeoutMs: 500 })).rejects.toThrow(/no answer within 500 ms/);
+      expect(Date.now() - started).toBeLessThan(10_000); // bounded: the silent process was killed, not waited for (30 s)
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('removes the profile folders of killed workers (their launching process is gone) and keeps the living ones', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mella-sweep-'));
+    try {
+      // a pid that is gone: a child that has exited
+      const gone = spawn('true');
+      await new Promise((resolve) => gone.on('exit', resolve));
+      for (const name of [`mella-chromium-${gone.pid}-abc`, `mella-chromium-${process.pid}-def`, `mella-chromium-1-ghi`, 'mella-chromium-xyz']) {
+        fs.mkdirSync(path.join(dir, name, 'Default'), { recursive: true });
+      }
+      expect(sweepStaleProfiles(dir)).toEqual([`mella-chromium-${gone.pid}-abc`]);
+      // ours, pid 1's (alive), and one without a pid (not ours to judge) stay
+      expect(fs.readdirSync(dir).sort()).toEqual([`mella-chromium-${process.pid}-def`, 'mella-chromium-1-ghi', 'mella-chromium-xyz'].sort());
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

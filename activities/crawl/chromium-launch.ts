@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import type { ChromiumExecutable } from './chromium-process';
+import { isAlive, type ChromiumExecutable } from './chromium-process';
 import { DevToolsPipe } from './devtools-pipe';
 
 /**
@@ -113,13 +113,43 @@ export interface ChromiumProcess {
 /** The last characters of Chromium's stderr kept for a launch error. */
 const STDERR_TAIL = 4_000;
 
+/** Profile folders: `mella-chromium-<pid of the Node process that launched it>-<random>` in the temp folder. */
+const PROFILE_PREFIX = 'mella-chromium-';
+
+/**
+ * Removes the profile folders of launching processes that are gone. A browser's own folder is removed
+ * when it exits, but not when the Node process that started it was killed (a SIGKILLed worker: its
+ * Chromium exits when the pipe closes, and nobody is left to clean up). Run before every launch.
+ */
+export function sweepStaleProfiles(dir = os.tmpdir()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = new RegExp(`^${PROFILE_PREFIX}(\\d+)-`).exec(name);
+    if (!m || Number(m[1]) === process.pid || isAlive(Number(m[1]))) continue;
+    try {
+      fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+      removed.push(name);
+    } catch {
+      // another process's sweep, or not ours to remove: leave it
+    }
+  }
+  return removed;
+}
+
 /**
  * Starts `executable` headless with `args` (`chromiumArgs`) and a fresh profile folder, and waits until
  * it answers over the pipe.
  * @throws Error with Chromium's stderr tail when it cannot be started, exits, or does not answer within `timeoutMs`.
  */
 export async function launchChromium(executable: ChromiumExecutable, args: string[], timeoutMs: number): Promise<ChromiumProcess> {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'mella-chromium-'));
+  sweepStaleProfiles();
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), `${PROFILE_PREFIX}${process.pid}-`));
   const child = spawn(executable.path, [...LAUNCH_ARGS, ...args, `--user-data-dir=${profile}`], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8');
@@ -156,7 +186,7 @@ export async function launchChromium(executable: ChromiumExecutable, args: strin
           let grace: NodeJS.Timeout | undefined;
           await Promise.race([pipe.send('Browser.close').catch(() => undefined), new Promise((r) => (grace = setTimeout(r, graceMs)))]);
           clearTimeout(grace);
-          // Browser.close answers before the process is gone; give it the rest of the grace to exit
+          // Browser.close answers before the process is gone: it gets as long again to exit
           await Promise.race([exited, new Promise((r) => (grace = setTimeout(r, graceMs)))]);
           clearTimeout(grace);
           kill();
@@ -166,10 +196,17 @@ export async function launchChromium(executable: ChromiumExecutable, args: strin
       },
     };
   } catch (err) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    // A process that exits at once often breaks the pipe first: wait a moment for its exit, which
+    // says more (the code, and its stderr is complete) than the broken pipe.
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise((r) => (grace = setTimeout(r, 1_000)))]);
+    clearTimeout(grace);
+    const ended = child.exitCode !== null || child.signalCode !== null;
+    const why = ended && !(err instanceof Error && /^spawn /.test(err.message)) ? `exited with ${child.exitCode ?? child.signalCode}` : (err as Error).message;
+    if (!ended) child.kill('SIGKILL');
     await exited;
     const tail = stderr.trim().split('\n').slice(-5).join(' / ');
-    throw new Error(`${(err as Error).message}${tail ? `; stderr: ${tail}` : ''}`);
+    throw new Error(`${why}${tail ? `; stderr: ${tail}` : ''}`);
   } finally {
     clearTimeout(timer);
   }
