@@ -183,12 +183,9 @@ export async function launchChromium(executable: ChromiumExecutable, args: strin
       exited,
       close: (graceMs = 5_000) => {
         closing ??= (async () => {
-          let grace: NodeJS.Timeout | undefined;
-          await Promise.race([pipe.send('Browser.close').catch(() => undefined), new Promise((r) => (grace = setTimeout(r, graceMs)))]);
-          clearTimeout(grace);
+          await waitAtMost(pipe.send('Browser.close'), graceMs);
           // Browser.close answers before the process is gone: it gets as long again to exit
-          await Promise.race([exited, new Promise((r) => (grace = setTimeout(r, graceMs)))]);
-          clearTimeout(grace);
+          await waitAtMost(exited, graceMs);
           kill();
           await exited;
         })();
@@ -198,9 +195,7 @@ export async function launchChromium(executable: ChromiumExecutable, args: strin
   } catch (err) {
     // A process that exits at once often breaks the pipe first: wait a moment for its exit, which
     // says more (the code, and its stderr is complete) than the broken pipe.
-    let grace: NodeJS.Timeout | undefined;
-    await Promise.race([exited, new Promise((r) => (grace = setTimeout(r, 1_000)))]);
-    clearTimeout(grace);
+    await waitAtMost(exited, 1_000);
     const ended = child.exitCode !== null || child.signalCode !== null;
     const why = ended && !(err instanceof Error && /^spawn /.test(err.message)) ? `exited with ${child.exitCode ?? child.signalCode}` : (err as Error).message;
     if (!ended) child.kill('SIGKILL');
@@ -210,4 +205,11 @@ export async function launchChromium(executable: ChromiumExecutable, args: strin
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Resolves when `p` settles or after `ms`, whichever comes first. */
+async function waitAtMost(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
