@@ -15,8 +15,8 @@
  * process) every 200 ms and at 100/250/500 pages. Both sides must extract all pages x 10 images.
  * For context it also runs, on the first BENCH_EXTRA_PAGES pages: ours, ours without scrolling
  * (scrollSteps 0), crawlee, crawlee doing our page work (the same scroll expression, then 150 ms of
- * network quiet), and crawlee with a fresh context per page (`useIncognitoPages`); the RESULT uses the two
- * main runs.
+ * network quiet), and crawlee with a fresh context per page (`useIncognitoPages`); the RESULT uses the
+ * two main runs.
  *   - WARC: `readWarcHtml` + `extractImages` over a WARC.gz of 5,000 synthetic HTML responses (gzip per
  *     record, warcio's serializer), in a child process: records/s and peak RSS.
  * Last line: RESULT crawl ratio=<our pages/s / crawlee's pages/s> goal=>=1.0

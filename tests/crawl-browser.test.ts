@@ -626,7 +626,7 @@ describe.skipIf(chromiumPath === null)('browser rendering (real Chromium)', () =
   });
 
   it('fails a launch with BrowserLaunchError: no such file, a process that exits at once, one that never answers', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mella-fake-chromium-'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mella-not-chromium-'));
     try {
       const silent = path.join(dir, 'silent-chromium');
       fs.writeFileSync(silent, '#!/bin/sh\nexec sleep 30\n', { mode: 0o755 });

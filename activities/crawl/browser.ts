@@ -36,7 +36,7 @@ import { AddressGuard } from '../shared/address-guard';
 import { chromiumArgs, launchChromium, type ChromiumProcess } from './chromium-launch';
 import { isRunning, processTreeMemory, resolveChromiumExecutable, type ChromiumExecutable } from './chromium-process';
 import type { Protocol } from 'devtools-protocol';
-import { DevToolsClosedError, type DevToolsCommand, type DevToolsEvent, type DevToolsParams, type DevToolsPipe, type DevToolsResult } from './devtools-pipe';
+import { DevToolsClosedError, type DevToolsCommand, type DevToolsEvent, type DevToolsParams, type DevToolsResult } from './devtools-pipe';
 import { factsExpression, keyDomFacts, scrollExpression, settleProbeExpression, SCROLL_LISTENERS_INIT_SCRIPT, type ImageDomFacts, type RawPageFacts, type SettleProbe } from './dom-facts';
 import { extractImages, type ExtractOptions, type PageExtraction } from './extract-images';
 import { GuardProxy, joinHostPort, originAgent, type ProxyEvent } from './guard-proxy';
@@ -270,9 +270,8 @@ export class BrowserLaunchError extends Error {
 export { CHROMIUM_ARGS, chromiumArgs } from './chromium-launch';
 
 interface BrowserSlot {
+  /** The process, its pid and its DevTools pipe. */
   chromium: ChromiumProcess;
-  pipe: DevToolsPipe;
-  pid: number;
   pages: number;
   active: number;
   retired: boolean;
@@ -294,7 +293,7 @@ interface Spare {
 }
 
 function usable(slot: BrowserSlot): boolean {
-  return !slot.retired && !slot.dead && !slot.closing && !slot.pipe.isClosed;
+  return !slot.retired && !slot.dead && !slot.closing && !slot.chromium.pipe.isClosed;
 }
 
 function hasOfflineOrigins(o: RenderOptions): boolean {
@@ -389,7 +388,7 @@ export class PageRenderer {
   /** The current browser's pid (Linux), for monitoring; null when none is running or it cannot be found. */
   browserPid(): number | null {
     const slot = this.current;
-    return slot && !slot.dead ? slot.pid : null;
+    return slot && !slot.dead ? slot.chromium.pid : null;
   }
 
   /**
@@ -456,7 +455,7 @@ export class PageRenderer {
           if (!(err instanceof BrowserGoneError) || attempt >= 2) {
             result = { ok: false, reason: 'browser_crashed', detail: `the browser died: ${firstLine(err)}` };
           }
-          if (slot.dead || slot.pipe.isClosed || !isRunning(slot.pid)) this.markDead(slot);
+          if (slot.dead || slot.chromium.pipe.isClosed || !isRunning(slot.chromium.pid)) this.markDead(slot);
         } finally {
           // the slot stays busy until the page's context is closed, off this page's clock
           const closing = job.closed.finally(() => this.release(slot));
@@ -553,7 +552,7 @@ export class PageRenderer {
       if (this.closed) throw new BrowserLaunchError('the renderer is closed', this.executable.path);
       const cur = this.current;
       // the pid check notices a browser killed between renders before its exit event arrives
-      if (cur && !cur.dead && !cur.retired && !cur.pipe.isClosed && isRunning(cur.pid)) {
+      if (cur && !cur.dead && !cur.retired && !cur.chromium.pipe.isClosed && isRunning(cur.chromium.pid)) {
         if (cur.pages >= this.opts.recycleAfterPages) {
           this.counters.recycles++;
           this.retire(cur);
@@ -609,8 +608,6 @@ export class PageRenderer {
     this.version = chromium.version.replace(/^[^/]*\//, '');
     const slot: BrowserSlot = {
       chromium,
-      pipe: chromium.pipe,
-      pid: chromium.pid,
       pages: 0,
       active: 0,
       retired: false,
@@ -626,7 +623,7 @@ export class PageRenderer {
     });
     // The browser's own events: pages created (a popup is one in a page's context), crashed or gone.
     // One subscription per browser; each event goes to the page it names.
-    slot.pipe.on('', (event) => {
+    slot.chromium.pipe.on('', (event) => {
       if (event.method === 'Target.targetCreated') {
         const info = event.params.targetInfo;
         if (info.type === 'page' && info.browserContextId !== undefined) slot.jobs.get(info.browserContextId)?.onTargetCreated(info.targetId);
@@ -635,7 +632,7 @@ export class PageRenderer {
       }
     });
     try {
-      await slot.pipe.send('Target.setDiscoverTargets', { discover: true, filter: [{ type: 'page' }] });
+      await slot.chromium.pipe.send('Target.setDiscoverTargets', { discover: true, filter: [{ type: 'page' }] });
     } catch (err) {
       await chromium.close(1_000);
       throw new BrowserLaunchError(`${this.executable.path} does not report its pages: ${firstLine(err)}`, this.executable.path);
@@ -695,6 +692,31 @@ const HTML_TYPES = new Set(['text/html', 'application/xhtml+xml']);
 const MAX_BLOCKED = 500;
 const MAX_FAILED_TRACKED = 2_000;
 
+/** One sleeper at a time, woken early by `wake` (an event it waits for may have come). */
+class Waker {
+  private waiter: (() => void) | null = null;
+
+  /** Resolves after `ms`, or at the next `wake`, whichever is first. */
+  sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiter = null;
+        resolve();
+      }, ms);
+      this.waiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+}
+
 /** The main frame's lifecycle, from DevTools `Page.lifecycleEvent`: the current document's loader and the events it reached. */
 interface Lifecycle {
   loaderId: string;
@@ -723,7 +745,7 @@ class RenderJob {
   private readonly navigationLoaders = new Set<string>();
   private lifecycle: Lifecycle | null = null;
   /** Woken on every main-frame lifecycle event (`waitForLifecycle`). */
-  private lifecycleChanged: (() => void) | null = null;
+  private readonly lifecycleChanged = new Waker();
 
   private readonly blocked: BlockedRequest[] = [];
   private blockedOverflow = 0;
@@ -740,8 +762,8 @@ class RenderJob {
   /** requestId → URL of requests in flight. */
   private readonly inflight = new Map<string, string>();
   private lastNetworkChange = Date.now();
-  /** Resolves the current waiter of `waitForNetworkIdle` on any network event. */
-  private networkChanged: (() => void) | null = null;
+  /** Woken on any network event (`waitForNetworkIdle`). */
+  private readonly networkChanged = new Waker();
   private readonly mainDocBytes = new Map<string, number>();
   /** requestId → resource type, for requests Chromium refused (`blockedReason`). */
   private readonly requestTypes = new Map<string, string>();
@@ -827,7 +849,7 @@ class RenderJob {
       (r): RenderResult | Stop => r,
       (err): RenderResult | Stop => {
         if (err instanceof BrowserGoneError) throw err;
-        if (this.slot.dead || this.slot.pipe.isClosed || err instanceof DevToolsClosedError) return { reason: 'browser_crashed', detail: `the browser died: ${firstLine(err)}` };
+        if (this.slot.dead || this.slot.chromium.pipe.isClosed || err instanceof DevToolsClosedError) return { reason: 'browser_crashed', detail: `the browser died: ${firstLine(err)}` };
         return { reason: 'network_error', detail: `render error: ${firstLine(err)}` };
       },
     );
@@ -873,12 +895,12 @@ class RenderJob {
     if (this.prepared) await withTimeout(this.prepared.then(() => true, () => false), 10_000, false);
     this.finished = true;
     // a dead browser took its contexts with it
-    if (this.contextId && !this.slot.dead && !this.slot.pipe.isClosed) {
-      const ok = await withTimeout(this.slot.pipe.send('Target.disposeBrowserContext', { browserContextId: this.contextId }).then(() => true, () => false), 5_000, false);
+    if (this.contextId && !this.slot.dead && !this.slot.chromium.pipe.isClosed) {
+      const ok = await withTimeout(this.slot.chromium.pipe.send('Target.disposeBrowserContext', { browserContextId: this.contextId }).then(() => true, () => false), 5_000, false);
       // A context that will not close means a wedged browser: retire it (it is killed once idle).
       if (!ok && !this.slot.dead) this.slot.retired = true;
     }
-    if (this.sessionId) this.slot.pipe.off(this.sessionId);
+    if (this.sessionId) this.slot.chromium.pipe.off(this.sessionId);
     if (this.contextId) this.slot.jobs.delete(this.contextId);
     if (this.proxy) await this.proxy.close();
   }
@@ -895,7 +917,7 @@ class RenderJob {
 
   /** A command to the page's DevTools session. */
   private send<M extends DevToolsCommand>(method: M, params?: DevToolsParams<M>): Promise<DevToolsResult<M>> {
-    return this.slot.pipe.send(method, params, this.sessionId ?? undefined);
+    return this.slot.chromium.pipe.send(method, params, this.sessionId ?? undefined);
   }
 
   /**
@@ -904,7 +926,7 @@ class RenderJob {
    * bookkeeping (`Network.enable`), media refusal, the init scripts, viewport, locale, dialogs.
    */
   private async setup(locale: string | undefined, offlineOrigins: Record<string, string> | undefined): Promise<void> {
-    const pipe = this.slot.pipe;
+    const pipe = this.slot.chromium.pipe;
     if (this.slot.dead || pipe.isClosed) throw new BrowserGoneError('browser gone');
     // The byte budget on the wire: the hard backstop behind the decoded count below (DevTools
     // events arrive late, and Page.stopLoading does not cancel every transfer in flight). `run`
@@ -939,7 +961,7 @@ class RenderJob {
     // Only the offline test aid pauses requests for Node (`Fetch`); otherwise media URLs are refused
     // inside Chromium (`Network.setBlockedURLs`), web fonts are never requested
     // (`--disable-remote-fonts`), and the proxy guards every connection.
-    const offline = offlineOrigins !== undefined && Object.keys(offlineOrigins).length > 0;
+    const offline = hasOfflineOrigins({ offlineOrigins });
     // one round trip for all of them
     const [tree] = await Promise.all([
       this.send('Page.getFrameTree'),
@@ -962,7 +984,7 @@ class RenderJob {
   onTargetCreated(targetId: string): void {
     if (this.targetId === null || targetId === this.targetId || this.finished) return;
     this.popups++;
-    this.slot.pipe.send('Target.closeTarget', { targetId }).catch(() => undefined);
+    this.slot.chromium.pipe.send('Target.closeTarget', { targetId }).catch(() => undefined);
   }
 
   /** A page target crashed or was destroyed; this page's own ends the render. */
@@ -975,7 +997,7 @@ class RenderJob {
     }
     // a dying browser destroys its pages too: let its exit name it first
     setTimeout(() => {
-      if (this.slot.dead || this.slot.pipe.isClosed) this.stopWith({ reason: 'browser_crashed', detail: 'the browser process exited during the page' });
+      if (this.slot.dead || this.slot.chromium.pipe.isClosed) this.stopWith({ reason: 'browser_crashed', detail: 'the browser process exited during the page' });
       else this.stopWith({ reason: 'network_error', detail: 'the page closed itself (window.close)' });
     }, 100);
   }
@@ -985,7 +1007,7 @@ class RenderJob {
     this.prepare(this.o.locale, this.o.offlineOrigins);
     await this.prepared;
     // a spare whose page or browser went away while it waited: not this page's fault, start over
-    if (this.targetGone || this.slot.dead || this.slot.pipe.isClosed) throw new BrowserGoneError('the prepared page is gone');
+    if (this.targetGone || this.slot.dead || this.slot.chromium.pipe.isClosed) throw new BrowserGoneError('the prepared page is gone');
     this.proxy!.setMaxBytesFromOrigins(this.o.maxPageBytes);
     this.lastNetworkChange = Date.now();
     this.timings.setupMs = Date.now() - setupStart;
@@ -1167,16 +1189,7 @@ class RenderJob {
       if (l && l.reached.has(name)) return true;
       const left = end - Date.now();
       if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.lifecycleChanged = null;
-          resolve();
-        }, left);
-        this.lifecycleChanged = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await this.lifecycleChanged.sleep(left);
     }
   }
 
@@ -1286,9 +1299,7 @@ class RenderJob {
           this.lifecycle = l;
         }
         l.reached.add(e.name);
-        const wake = this.lifecycleChanged;
-        this.lifecycleChanged = null;
-        wake?.();
+        this.lifecycleChanged.wake();
         return;
       }
       case 'Page.javascriptDialogOpening':
@@ -1304,11 +1315,7 @@ class RenderJob {
   /** A network event: requests in flight changed, or bytes arrived (`waitForNetworkIdle`). */
   private touch(): void {
     this.lastNetworkChange = Date.now();
-    const wake = this.networkChanged;
-    if (wake) {
-      this.networkChanged = null;
-      wake();
-    }
+    this.networkChanged.wake();
   }
 
   /** TEST AID (`offlineOrigins`): the policy for each request paused by `Fetch` (the proxy still guards what continues). */
@@ -1388,16 +1395,7 @@ class RenderJob {
       if (this.inflight.size === 0 && now >= quietAt) return true;
       if (now >= end) return false;
       const until = this.inflight.size === 0 ? Math.min(quietAt, end) : end;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.networkChanged = null;
-          resolve();
-        }, Math.max(1, until - now));
-        this.networkChanged = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      await this.networkChanged.sleep(Math.max(1, until - now));
     }
   }
 
@@ -1623,10 +1621,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
       },
     );
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function firstLine(err: unknown): string {
